@@ -1,0 +1,8 @@
+// ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
+//
+// Umbrella header: every part except the optional Redis bus (<ssepp/redis.hpp>).
+#pragma once
+
+#include <ssepp/config.hpp>
+#include <ssepp/error.hpp>
+#include <ssepp/event.hpp>
