@@ -1,0 +1,55 @@
+// Shared by the benchmark subcommands: registration, timing, JSON output.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+using Args = std::vector<std::string>;
+using Command = std::function<int(const Args&)>;
+
+/// Subcommands by name; each bench_<part>.cpp adds its own with a static Register.
+inline std::map<std::string, std::pair<Command, std::string>>& commands() {
+  static std::map<std::string, std::pair<Command, std::string>> c;
+  return c;
+}
+struct Register {
+  Register(const std::string& name, const std::string& usage, Command cmd) {
+    commands()[name] = {std::move(cmd), usage};
+  }
+};
+
+/// Median wall-clock seconds of `runs` calls of f.
+template <class F>
+double median_seconds(int runs, F&& f) {
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    f();
+    auto b = std::chrono::steady_clock::now();
+    t.push_back(std::chrono::duration<double>(b - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+/// Keeps the optimiser from deleting work whose result is otherwise unused.
+template <class T>
+inline void do_not_optimize(T const& value) {
+  asm volatile("" : : "r,m"(value) : "memory");
+}
+
+/// Value of `--name V` in args, or fallback.
+inline std::string option(const Args& args, const std::string& name, const std::string& fallback) {
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == name) return args[i + 1];
+  return fallback;
+}
+
+}  // namespace bench
