@@ -6,3 +6,4 @@
 #include <ssepp/config.hpp>
 #include <ssepp/error.hpp>
 #include <ssepp/event.hpp>
+#include <ssepp/encoder.hpp>

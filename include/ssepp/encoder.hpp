@@ -1,0 +1,325 @@
+// ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
+#pragma once
+
+#include <ssepp/config.hpp>
+#include <ssepp/error.hpp>
+#include <ssepp/event.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+SSEPP_BEGIN_NAMESPACE
+
+/// Checks that `ev` can be sent unaltered: no CR or LF in `type`, no CR, LF or NUL in `id`,
+/// `retry` not negative. Data and comments can hold anything (line breaks become new lines).
+/// Returns an empty error code when the event is valid. Never throws.
+inline std::error_code validate(const Event& ev) noexcept {
+  auto has_any = [](std::string_view s, std::string_view bad) {
+    return s.find_first_of(bad) != std::string_view::npos;
+  };
+  if (has_any(ev.type, std::string_view("\r\n", 2))) return errc::invalid_event_type;
+  if (ev.id && has_any(*ev.id, std::string_view("\r\n\0", 3))) return errc::invalid_event_id;
+  if (ev.retry && ev.retry->count() < 0) return errc::invalid_retry;
+  return {};
+}
+
+namespace detail {
+
+/// First CR or LF in [p, end), or end. Two memchr passes, each bounded by the nearest LF.
+inline const char* find_line_break(const char* p, const char* end) noexcept {
+  auto n = static_cast<std::size_t>(end - p);
+  const void* lf = std::memchr(p, '\n', n);
+  const char* stop = lf ? static_cast<const char*>(lf) : end;
+  const void* cr = std::memchr(p, '\r', static_cast<std::size_t>(stop - p));
+  return cr ? static_cast<const char*>(cr) : stop;
+}
+
+/// Where the line that starts after the break at `brk` begins (CRLF is one break).
+inline const char* skip_line_break(const char* brk, const char* end) noexcept {
+  return (*brk == '\r' && brk + 1 != end && brk[1] == '\n') ? brk + 2 : brk + 1;
+}
+
+/// Decimal digits of v (for retry).
+inline std::size_t decimal_size(unsigned long long v) noexcept {
+  std::size_t n = 1;
+  while (v >= 10) { v /= 10; ++n; }
+  return n;
+}
+
+inline char* put(char* out, std::string_view s) noexcept {
+  if (!s.empty()) std::memcpy(out, s.data(), s.size());
+  return out + s.size();
+}
+
+inline char* put_decimal(char* out, unsigned long long v, std::size_t digits) noexcept {
+  for (std::size_t i = digits; i-- > 0; v /= 10) out[i] = static_cast<char>('0' + v % 10);
+  return out + digits;
+}
+
+/// Bytes of `<field>: line\n` for every line of `text` (or `<field>:\n` for an empty line).
+/// `prefix` is the field name with its colon ("data:" or ":").
+inline std::size_t multiline_size(std::string_view prefix, std::string_view text) noexcept {
+  const char* p = text.data();
+  const char* end = p + text.size();
+  std::size_t size = 0;
+  for (;;) {
+    const char* brk = find_line_break(p, end);
+    size += prefix.size() + (brk != p ? 1 : 0) + static_cast<std::size_t>(brk - p) + 1;
+    if (brk == end) return size;
+    p = skip_line_break(brk, end);
+  }
+}
+
+inline char* put_multiline(char* out, std::string_view prefix, std::string_view text) noexcept {
+  const char* p = text.data();
+  const char* end = p + text.size();
+  for (;;) {
+    const char* brk = find_line_break(p, end);
+    out = put(out, prefix);
+    if (brk != p) {
+      *out++ = ' ';
+      out = put(out, std::string_view(p, static_cast<std::size_t>(brk - p)));
+    }
+    *out++ = '\n';
+    if (brk == end) return out;
+    p = skip_line_break(brk, end);
+  }
+}
+
+/// `name: value\n`, or `name:\n` when the value is empty (no trailing whitespace).
+inline std::size_t field_size(std::string_view name, std::string_view value) noexcept {
+  return name.size() + 1 + (value.empty() ? 0 : 1 + value.size()) + 1;
+}
+
+inline char* put_field(char* out, std::string_view name, std::string_view value) noexcept {
+  out = put(out, name);
+  *out++ = ':';
+  if (!value.empty()) {
+    *out++ = ' ';
+    out = put(out, value);
+  }
+  *out++ = '\n';
+  return out;
+}
+
+/// Exact size of a valid event's frame.
+inline std::size_t encoded_size(const Event& ev) noexcept {
+  std::size_t n = 0;
+  if (!ev.comment.empty()) n += multiline_size(":", ev.comment);
+  if (!ev.type.empty()) n += field_size("event", ev.type);
+  if (ev.id) n += field_size("id", *ev.id);
+  if (ev.retry) n += 7 + decimal_size(static_cast<unsigned long long>(ev.retry->count())) + 1;
+  n += multiline_size("data:", ev.data);
+  return n + 1;
+}
+
+/// Writes a valid event's frame (exactly encoded_size(ev) bytes) and returns the end.
+inline char* write_event(char* out, const Event& ev) noexcept {
+  if (!ev.comment.empty()) out = put_multiline(out, ":", ev.comment);
+  if (!ev.type.empty()) out = put_field(out, "event", ev.type);
+  if (ev.id) out = put_field(out, "id", *ev.id);
+  if (ev.retry) {
+    auto ms = static_cast<unsigned long long>(ev.retry->count());
+    out = put(out, "retry: ");
+    out = put_decimal(out, ms, decimal_size(ms));
+    *out++ = '\n';
+  }
+  out = put_multiline(out, "data:", ev.data);
+  *out++ = '\n';
+  return out;
+}
+
+inline std::size_t comment_size(std::string_view text) noexcept {
+  return multiline_size(":", text) + 1;
+}
+
+inline char* write_comment(char* out, std::string_view text) noexcept {
+  out = put_multiline(out, ":", text);
+  *out++ = '\n';
+  return out;
+}
+
+inline std::size_t retry_size(std::chrono::milliseconds ms) noexcept {
+  return 7 + decimal_size(static_cast<unsigned long long>(ms.count())) + 2;
+}
+
+inline char* write_retry(char* out, std::chrono::milliseconds ms) noexcept {
+  auto v = static_cast<unsigned long long>(ms.count());
+  out = put(out, "retry: ");
+  out = put_decimal(out, v, decimal_size(v));
+  *out++ = '\n';
+  *out++ = '\n';
+  return out;
+}
+
+/// Grows any contiguous char buffer with size()/resize()/data() (std::string, std::vector<char>,
+/// fmt::memory_buffer) by n bytes and returns where they start.
+template <class Buffer>
+char* grow(Buffer& buf, std::size_t n) {
+  std::size_t old = buf.size();
+  buf.resize(old + n);
+  return reinterpret_cast<char*>(buf.data()) + old;
+}
+
+}  // namespace detail
+
+/// Appends the frame of `ev` to `buf` (any contiguous char buffer with size(), resize(n) and
+/// data(): std::string, std::vector<char>, fmt::memory_buffer). One size computation, one resize,
+/// no intermediate strings. Appends nothing and returns the error when `ev` is invalid.
+///
+/// Field order, stable: comment lines, `event`, `id`, `retry`, `data` lines, blank line.
+/// `data` is split on LF, CR and CRLF, one `data:` line each; empty data gives one `data:` line.
+template <class Buffer>
+std::error_code encode_to(Buffer& buf, const Event& ev) {
+  if (auto ec = validate(ev)) return ec;
+  detail::write_event(detail::grow(buf, detail::encoded_size(ev)), ev);
+  return {};
+}
+
+/// The frame of `ev` as a string. Throws `ssepp::Error` when `ev` is invalid (see `validate`).
+inline std::string encode(const Event& ev) {
+  std::string out;
+  if (auto ec = encode_to(out, ev)) detail::throw_error(ec);
+  return out;
+}
+
+/// Appends a comment frame (`: text` lines and a blank line). Clients ignore it; proxies and
+/// idle timers see traffic. Line breaks in `text` start new comment lines.
+template <class Buffer>
+void encode_comment_to(Buffer& buf, std::string_view text) {
+  detail::write_comment(detail::grow(buf, detail::comment_size(text)), text);
+}
+
+/// A comment frame as a string; `encode_comment("")` is the keep-alive frame ":\n\n".
+inline std::string encode_comment(std::string_view text) {
+  std::string out;
+  encode_comment_to(out, text);
+  return out;
+}
+
+/// A frame that only sets the client's reconnection time: "retry: N\n\n". Throws `ssepp::Error`
+/// when `ms` is negative.
+inline std::string encode_retry(std::chrono::milliseconds ms) {
+  if (ms.count() < 0) detail::throw_error(errc::invalid_retry);
+  std::string out;
+  detail::write_retry(detail::grow(out, detail::retry_size(ms)), ms);
+  return out;
+}
+
+/// Encoded bytes, immutable and shared: one allocation holds a reference count and the bytes, so
+/// a broadcast encodes once and every recipient holds the same memory. Copying is one atomic
+/// increment; it is safe to copy and destroy Frames from any thread.
+class Frame {
+ public:
+  /// An empty frame (no bytes, no allocation).
+  Frame() noexcept = default;
+
+  /// A frame holding a copy of `bytes` (which should be complete SSE frames).
+  explicit Frame(std::string_view bytes) : block_(allocate(bytes.size())) {
+    detail::put(block_->bytes(), bytes);
+  }
+
+  /// The frame of `ev`. Throws `ssepp::Error` when `ev` is invalid (see `validate`).
+  static Frame from_event(const Event& ev) {
+    std::error_code ec;
+    Frame f = from_event(ev, ec);
+    if (ec) detail::throw_error(ec);
+    return f;
+  }
+
+  /// The frame of `ev`, or an empty frame with `ec` set when `ev` is invalid.
+  static Frame from_event(const Event& ev, std::error_code& ec) {
+    ec = validate(ev);
+    if (ec) return {};
+    Frame f;
+    f.block_ = allocate(detail::encoded_size(ev));
+    detail::write_event(f.block_->bytes(), ev);
+    return f;
+  }
+
+  /// A comment frame (see `encode_comment`).
+  static Frame comment(std::string_view text) {
+    Frame f;
+    f.block_ = allocate(detail::comment_size(text));
+    detail::write_comment(f.block_->bytes(), text);
+    return f;
+  }
+
+  /// The keep-alive frame ":\n\n"; every call shares one block.
+  static Frame keepalive() {
+    static const Frame frame = comment({});
+    return frame;
+  }
+
+  /// A retry-only frame (see `encode_retry`). Throws `ssepp::Error` when `ms` is negative.
+  static Frame retry(std::chrono::milliseconds ms) {
+    if (ms.count() < 0) detail::throw_error(errc::invalid_retry);
+    Frame f;
+    f.block_ = allocate(detail::retry_size(ms));
+    detail::write_retry(f.block_->bytes(), ms);
+    return f;
+  }
+
+  Frame(const Frame& other) noexcept : block_(other.block_) {
+    if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  Frame(Frame&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  Frame& operator=(const Frame& other) noexcept {
+    Frame(other).swap(*this);
+    return *this;
+  }
+  Frame& operator=(Frame&& other) noexcept {
+    Frame(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~Frame() { release(); }
+
+  void swap(Frame& other) noexcept { std::swap(block_, other.block_); }
+
+  const char* data() const noexcept { return block_ ? block_->bytes() : ""; }
+  std::size_t size() const noexcept { return block_ ? block_->size : 0; }
+  bool empty() const noexcept { return size() == 0; }
+  std::string_view view() const noexcept { return {data(), size()}; }
+  operator std::string_view() const noexcept { return view(); }
+
+  /// How many Frames share these bytes (0 for an empty frame). For tests and diagnostics.
+  long use_count() const noexcept {
+    return block_ ? block_->refs.load(std::memory_order_relaxed) : 0;
+  }
+
+  friend bool operator==(const Frame& a, const Frame& b) noexcept { return a.view() == b.view(); }
+  friend bool operator!=(const Frame& a, const Frame& b) noexcept { return !(a == b); }
+
+ private:
+  struct Block {
+    std::atomic<long> refs{1};
+    std::size_t size = 0;
+    char* bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
+  };
+
+  static Block* allocate(std::size_t n) {
+    void* raw = ::operator new(sizeof(Block) + n);
+    Block* b = new (raw) Block;
+    b->size = n;
+    return b;
+  }
+
+  void release() noexcept {
+    if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      block_->~Block();
+      ::operator delete(static_cast<void*>(block_));
+    }
+    block_ = nullptr;
+  }
+
+  Block* block_ = nullptr;
+};
+
+SSEPP_END_NAMESPACE
