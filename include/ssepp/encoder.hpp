@@ -35,6 +35,7 @@ namespace detail {
 /// First CR or LF in [p, end), or end. Two memchr passes, each bounded by the nearest LF.
 inline const char* find_line_break(const char* p, const char* end) noexcept {
   auto n = static_cast<std::size_t>(end - p);
+  if (n == 0) return end;
   const void* lf = std::memchr(p, '\n', n);
   const char* stop = lf ? static_cast<const char*>(lf) : end;
   const void* cr = std::memchr(p, '\r', static_cast<std::size_t>(stop - p));
