@@ -52,4 +52,27 @@ inline std::string option(const Args& args, const std::string& name, const std::
   return fallback;
 }
 
+/// Prints one figure as a JSON line (the format scripts/bench collects into results.jsonl):
+/// {"name":…,"value":…,"unit":…,"baseline":…,"baseline_value":…,"ratio":…}. With no baseline,
+/// the last three are null.
+inline void print_figure(const std::string& name, double value, const std::string& unit,
+                         const std::string& baseline = {}, double baseline_value = 0) {
+  if (baseline.empty()) {
+    std::printf("{\"name\":\"%s\",\"value\":%.6g,\"unit\":\"%s\",\"baseline\":null,"
+                "\"baseline_value\":null,\"ratio\":null}\n",
+                name.c_str(), value, unit.c_str());
+  } else {
+    std::printf("{\"name\":\"%s\",\"value\":%.6g,\"unit\":\"%s\",\"baseline\":\"%s\","
+                "\"baseline_value\":%.6g,\"ratio\":%.4g}\n",
+                name.c_str(), value, unit.c_str(), baseline.c_str(), baseline_value,
+                baseline_value != 0 ? value / baseline_value : 0.0);
+  }
+  std::fflush(stdout);
+}
+
+/// True when args contain flag.
+inline bool has_flag(const Args& args, const std::string& flag) {
+  return std::find(args.begin(), args.end(), flag) != args.end();
+}
+
 }  // namespace bench
