@@ -39,6 +39,25 @@ double median_seconds(int runs, F&& f) {
   return t[t.size() / 2];
 }
 
+/// Runs every contender in turn, `trials` times over (A B C A B C ...), and returns each one's
+/// median seconds. Interleaving keeps a noisy machine's slow moments from landing on one side.
+inline std::vector<double> interleaved_medians(int trials, const std::vector<std::function<void()>>& fs) {
+  std::vector<std::vector<double>> t(fs.size());
+  for (int i = 0; i < trials; ++i)
+    for (std::size_t k = 0; k < fs.size(); ++k) {
+      auto a = std::chrono::steady_clock::now();
+      fs[k]();
+      auto b = std::chrono::steady_clock::now();
+      t[k].push_back(std::chrono::duration<double>(b - a).count());
+    }
+  std::vector<double> out;
+  for (auto& v : t) {
+    std::sort(v.begin(), v.end());
+    out.push_back(v[v.size() / 2]);
+  }
+  return out;
+}
+
 /// Keeps the optimiser from deleting work whose result is otherwise unused.
 template <class T>
 inline void do_not_optimize(T const& value) {

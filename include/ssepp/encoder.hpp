@@ -20,32 +20,61 @@ SSEPP_BEGIN_NAMESPACE
 /// Checks that `ev` can be sent unaltered: no CR or LF in `type`, no CR, LF or NUL in `id`,
 /// `retry` not negative. Data and comments can hold anything (line breaks become new lines).
 /// Returns an empty error code when the event is valid. Never throws.
-inline std::error_code validate(const Event& ev) noexcept {
-  auto has_any = [](std::string_view s, std::string_view bad) {
-    return s.find_first_of(bad) != std::string_view::npos;
-  };
-  if (has_any(ev.type, std::string_view("\r\n", 2))) return errc::invalid_event_type;
-  if (ev.id && has_any(*ev.id, std::string_view("\r\n\0", 3))) return errc::invalid_event_id;
-  if (ev.retry && ev.retry->count() < 0) return errc::invalid_retry;
-  return {};
-}
+inline std::error_code validate(const Event& ev) noexcept;
 
 namespace detail {
 
-/// First CR or LF in [p, end), or end. Two memchr passes, each bounded by the nearest LF.
-inline const char* find_line_break(const char* p, const char* end) noexcept {
-  auto n = static_cast<std::size_t>(end - p);
-  if (n == 0) return end;
-  const void* lf = std::memchr(p, '\n', n);
-  const char* stop = lf ? static_cast<const char*>(lf) : end;
-  const void* cr = std::memchr(p, '\r', static_cast<std::size_t>(stop - p));
-  return cr ? static_cast<const char*>(cr) : stop;
+/// True when [p, p + n) holds CR or LF (or NUL too, when `nul`). Short fields: a plain loop.
+inline bool has_field_breaker(const char* p, std::size_t n, bool nul) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    char c = p[i];
+    if (c == '\n' || c == '\r' || (nul && c == '\0')) return true;
+  }
+  return false;
 }
 
-/// Where the line that starts after the break at `brk` begins (CRLF is one break).
-inline const char* skip_line_break(const char* brk, const char* end) noexcept {
-  return (*brk == '\r' && brk + 1 != end && brk[1] == '\n') ? brk + 2 : brk + 1;
+/// True when [p, p + n) holds CR or LF: memchr-class scans, no byte loop.
+inline bool has_line_break(const char* p, std::size_t n) noexcept {
+  return n != 0 && (std::memchr(p, '\n', n) != nullptr || std::memchr(p, '\r', n) != nullptr);
 }
+
+/// Walks the lines of a text, finding each CR, LF or CRLF break with memchr. The position of the
+/// next CR is remembered, so text without CR is searched for it once, not once per line.
+class LineScanner {
+ public:
+  LineScanner(const char* p, const char* end) noexcept : p_(p), end_(end) {}
+
+  /// The next line (possibly empty); false after the last one. The text's last line is the part
+  /// after its last break (so "a\n" has two lines: "a" and "").
+  bool next(std::string_view& line) noexcept {
+    if (done_) return false;
+    const char* brk = find_break();
+    line = std::string_view(p_, static_cast<std::size_t>(brk - p_));
+    if (brk == end_) {
+      done_ = true;
+    } else {
+      p_ = (*brk == '\r' && brk + 1 != end_ && brk[1] == '\n') ? brk + 2 : brk + 1;
+    }
+    return true;
+  }
+
+ private:
+  const char* find_break() noexcept {
+    auto n = static_cast<std::size_t>(end_ - p_);
+    if (n == 0) return end_;
+    if (cr_ == nullptr || cr_ < p_) {
+      const void* cr = std::memchr(p_, '\r', n);
+      cr_ = cr ? static_cast<const char*>(cr) : end_;
+    }
+    const void* lf = std::memchr(p_, '\n', static_cast<std::size_t>(cr_ - p_));
+    return lf ? static_cast<const char*>(lf) : cr_;
+  }
+
+  const char* p_;
+  const char* end_;
+  const char* cr_ = nullptr;  // next CR at or after p_, end_ when none; null before the first search
+  bool done_ = false;
+};
 
 /// Decimal digits of v (for retry).
 inline std::size_t decimal_size(unsigned long long v) noexcept {
@@ -67,31 +96,24 @@ inline char* put_decimal(char* out, unsigned long long v, std::size_t digits) no
 /// Bytes of `<field>: line\n` for every line of `text` (or `<field>:\n` for an empty line).
 /// `prefix` is the field name with its colon ("data:" or ":").
 inline std::size_t multiline_size(std::string_view prefix, std::string_view text) noexcept {
-  const char* p = text.data();
-  const char* end = p + text.size();
+  LineScanner lines(text.data(), text.data() + text.size());
   std::size_t size = 0;
-  for (;;) {
-    const char* brk = find_line_break(p, end);
-    size += prefix.size() + (brk != p ? 1 : 0) + static_cast<std::size_t>(brk - p) + 1;
-    if (brk == end) return size;
-    p = skip_line_break(brk, end);
-  }
+  for (std::string_view line; lines.next(line);)
+    size += prefix.size() + (line.empty() ? 0 : 1 + line.size()) + 1;
+  return size;
 }
 
 inline char* put_multiline(char* out, std::string_view prefix, std::string_view text) noexcept {
-  const char* p = text.data();
-  const char* end = p + text.size();
-  for (;;) {
-    const char* brk = find_line_break(p, end);
+  LineScanner lines(text.data(), text.data() + text.size());
+  for (std::string_view line; lines.next(line);) {
     out = put(out, prefix);
-    if (brk != p) {
+    if (!line.empty()) {
       *out++ = ' ';
-      out = put(out, std::string_view(p, static_cast<std::size_t>(brk - p)));
+      out = put(out, line);
     }
     *out++ = '\n';
-    if (brk == end) return out;
-    p = skip_line_break(brk, end);
   }
+  return out;
 }
 
 /// `name: value\n`, or `name:\n` when the value is empty (no trailing whitespace).
@@ -110,19 +132,28 @@ inline char* put_field(char* out, std::string_view name, std::string_view value)
   return out;
 }
 
-/// Exact size of a valid event's frame.
-inline std::size_t encoded_size(const Event& ev) noexcept {
+/// How a valid event will be written: its exact size, and whether its data is one line (the
+/// common case, written with one copy and no second scan).
+struct EventLayout {
+  std::size_t size = 0;
+  bool single_line_data = false;
+};
+
+inline EventLayout layout(const Event& ev) noexcept {
+  EventLayout l;
   std::size_t n = 0;
   if (!ev.comment.empty()) n += multiline_size(":", ev.comment);
   if (!ev.type.empty()) n += field_size("event", ev.type);
   if (ev.id) n += field_size("id", *ev.id);
   if (ev.retry) n += 7 + decimal_size(static_cast<unsigned long long>(ev.retry->count())) + 1;
-  n += multiline_size("data:", ev.data);
-  return n + 1;
+  l.single_line_data = !has_line_break(ev.data.data(), ev.data.size());
+  n += l.single_line_data ? field_size("data", ev.data) : multiline_size("data:", ev.data);
+  l.size = n + 1;
+  return l;
 }
 
-/// Writes a valid event's frame (exactly encoded_size(ev) bytes) and returns the end.
-inline char* write_event(char* out, const Event& ev) noexcept {
+/// Writes a valid event's frame (exactly layout(ev).size bytes) and returns the end.
+inline char* write_event(char* out, const Event& ev, const EventLayout& l) noexcept {
   if (!ev.comment.empty()) out = put_multiline(out, ":", ev.comment);
   if (!ev.type.empty()) out = put_field(out, "event", ev.type);
   if (ev.id) out = put_field(out, "id", *ev.id);
@@ -132,7 +163,7 @@ inline char* write_event(char* out, const Event& ev) noexcept {
     out = put_decimal(out, ms, decimal_size(ms));
     *out++ = '\n';
   }
-  out = put_multiline(out, "data:", ev.data);
+  out = l.single_line_data ? put_field(out, "data", ev.data) : put_multiline(out, "data:", ev.data);
   *out++ = '\n';
   return out;
 }
@@ -171,6 +202,18 @@ char* grow(Buffer& buf, std::size_t n) {
 
 }  // namespace detail
 
+/// Checks that `ev` can be sent unaltered: no CR or LF in `type`, no CR, LF or NUL in `id`,
+/// `retry` not negative. Data and comments can hold anything (line breaks become new lines).
+/// Returns an empty error code when the event is valid. Never throws.
+inline std::error_code validate(const Event& ev) noexcept {
+  if (detail::has_field_breaker(ev.type.data(), ev.type.size(), false))
+    return errc::invalid_event_type;
+  if (ev.id && detail::has_field_breaker(ev.id->data(), ev.id->size(), true))
+    return errc::invalid_event_id;
+  if (ev.retry && ev.retry->count() < 0) return errc::invalid_retry;
+  return {};
+}
+
 /// Appends the frame of `ev` to `buf` (any contiguous char buffer with size(), resize(n) and
 /// data(): std::string, std::vector<char>, fmt::memory_buffer). One size computation, one resize,
 /// no intermediate strings. Appends nothing and returns the error when `ev` is invalid.
@@ -180,7 +223,8 @@ char* grow(Buffer& buf, std::size_t n) {
 template <class Buffer>
 std::error_code encode_to(Buffer& buf, const Event& ev) {
   if (auto ec = validate(ev)) return ec;
-  detail::write_event(detail::grow(buf, detail::encoded_size(ev)), ev);
+  const detail::EventLayout l = detail::layout(ev);
+  detail::write_event(detail::grow(buf, l.size), ev, l);
   return {};
 }
 
@@ -239,9 +283,10 @@ class Frame {
   static Frame from_event(const Event& ev, std::error_code& ec) {
     ec = validate(ev);
     if (ec) return {};
+    const detail::EventLayout l = detail::layout(ev);
     Frame f;
-    f.block_ = allocate(detail::encoded_size(ev));
-    detail::write_event(f.block_->bytes(), ev);
+    f.block_ = allocate(l.size);
+    detail::write_event(f.block_->bytes(), ev, l);
     return f;
   }
 
