@@ -1,0 +1,57 @@
+// Request helpers on hostile input: never crash, and every answer keeps its promise (a
+// Last-Event-ID is accepted only when valid; credentials never go with "*").
+#include <ssepp/http.hpp>
+
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <cstdlib>
+#include <string>
+
+#define CHECK(cond) \
+  do {              \
+    if (!(cond)) std::abort(); \
+  } while (0)
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
+  FuzzedDataProvider in(bytes, size);
+  const std::string header = in.ConsumeRandomLengthString(2048);
+  const bool has_header = in.ConsumeBool();
+  const std::string origin = in.ConsumeRandomLengthString(64);
+  const std::string target = in.ConsumeRemainingBytesAsString();
+
+  std::error_code ec;
+  auto id = ssepp::last_event_id(has_header ? std::optional<std::string_view>(header) : std::nullopt,
+                                 target, ec);
+  if (id) {
+    CHECK(!ec);
+    CHECK(!id->empty());
+    CHECK(!ssepp::check_last_event_id(*id));
+    CHECK(id->size() <= ssepp::default_max_last_event_id);
+  }
+  if (ec) CHECK(!id && ec == ssepp::errc::invalid_last_event_id);
+
+  bool truncated = false;
+  auto channels = ssepp::query_parameters(target, "channel", 16, &truncated);
+  CHECK(channels.size() <= 16);
+  if (!truncated) {
+    auto first = ssepp::query_parameter(target, "channel");
+    CHECK(channels.empty() == !first.has_value());
+    if (first) CHECK(channels.front() == *first);
+  }
+  CHECK(ssepp::target_path(target).size() + ssepp::target_query(target).size() <= target.size());
+
+  for (bool credentials : {false, true}) {
+    ssepp::CorsOptions opts;
+    opts.origins = {"*", "https://a.example"};
+    opts.credentials = credentials;
+    ssepp::Cors cors(opts);
+    auto h = cors.headers(origin);
+    auto allow = h.find("Access-Control-Allow-Origin");
+    auto creds = h.find("Access-Control-Allow-Credentials");
+    if (allow && *allow == "*") CHECK(!creds);
+    if (creds) CHECK(credentials && origin == "https://a.example");
+    if (origin.empty()) CHECK(!allow);
+    (void)cors.preflight_headers(origin);
+  }
+  return 0;
+}
