@@ -1,0 +1,287 @@
+// Turns one scripts/bench run's raw output into the figures: benchmarks/results.jsonl (one JSON
+// object per figure: name, value, unit, baseline, baseline_value, ratio, plus target and met),
+// a markdown table on stdout, and an SVG chart of every ratio.
+//   node benchmarks/report.mjs RAW_DIR RESULTS_JSONL CHART_SVG
+// RAW_DIR holds what scripts/bench collected:
+//   figures.jsonl   figure lines printed by ssepp-bench (encode, parse-compare, fanout)
+//   parse.jsonl     {"corpus","who":"ssepp"|"node","r":{…parse line…}} per process run
+//   encode.jsonl    lines of peers/encode.mjs
+//   loopback.jsonl  {"server","r":{…ssepp-load line…}}
+//   meta.json       machine and command
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [raw, resultsPath, chartPath] = process.argv.slice(2);
+if (!raw || !resultsPath || !chartPath) {
+  console.error('usage: node report.mjs RAW_DIR RESULTS_JSONL CHART_SVG');
+  process.exit(2);
+}
+
+function lines(file) {
+  const path = join(raw, file);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim().startsWith('{'))
+    .map((l) => JSON.parse(l));
+}
+const median = (xs) => {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+};
+const meta = existsSync(join(raw, 'meta.json')) ? JSON.parse(readFileSync(join(raw, 'meta.json'), 'utf8')) : {};
+
+const figures = [];
+function figure(section, name, value, unit, baseline = null, baselineValue = null, extra = {}) {
+  const ratio = baseline !== null && baselineValue ? value / baselineValue : null;
+  figures.push({ section, name, value, unit, baseline, baseline_value: baselineValue, ratio, ...extra });
+}
+
+// ---- parser ------------------------------------------------------------------------------------
+const parseRuns = lines('parse.jsonl');
+const corpora = [...new Set(parseRuns.map((p) => p.corpus))];
+const compare = lines('figures.jsonl').filter((f) => f.name.startsWith('parse/'));
+for (const c of corpora) {
+  const ours = median(parseRuns.filter((p) => p.corpus === c && p.who === 'ssepp').map((p) => p.r.mb_per_s));
+  const mode = (m) =>
+    median(parseRuns.filter((p) => p.corpus === c && p.who === 'node' && p.r.mode === m).map((p) => p.r.mb_per_s));
+  const name = `parse/${c}/ssepp`;
+  if (ours === null) continue;
+  figure('parser', name, ours, 'MB/s', 'eventsource-parser, string chunks', mode('string'));
+  figure('parser', name, ours, 'MB/s', 'eventsource-parser, bytes via TextDecoder', mode('bytes'));
+  for (const f of compare.filter((x) => x.name === name))
+    figure('parser', f.name, f.value, f.unit, f.baseline, f.baseline_value, { same_process: true });
+}
+
+// ---- encoder -----------------------------------------------------------------------------------
+const encodeFigures = lines('figures.jsonl').filter((f) => f.name.startsWith('encode/'));
+const encodePeers = lines('encode.jsonl');
+const shapes = [...new Set(encodeFigures.map((f) => f.name.split('/')[1]))];
+for (const s of shapes) {
+  const own = encodeFigures.filter((f) => f.name.split('/')[1] === s);
+  const encodeTo = own.find((f) => f.name.endsWith('/encode_to'));
+  for (const p of encodePeers.filter((x) => x.shape === s)) {
+    const label = p.correct ? p.encoder : `${p.encoder} (output loses data lines)`;
+    if (encodeTo) figure('encoder', encodeTo.name, encodeTo.value, 'MB/s', label, p.mb_per_s);
+  }
+  for (const f of own) figure('encoder', f.name, f.value, f.unit, f.baseline, f.baseline_value, { same_process: true });
+}
+
+// ---- in-memory fan-out -------------------------------------------------------------------------
+for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('fanout/')))
+  figure('fan-out in memory', f.name, f.value, f.unit, f.baseline, f.baseline_value, { same_process: true });
+
+// ---- loopback ----------------------------------------------------------------------------------
+const servers = {
+  'ssepp-demo': 'ssepp demo (Beast, 1 thread)',
+  'node-http': 'Node http (Map + res.write)',
+  'better-sse': 'better-sse channel',
+  ceiling: 'no-library epoll writer (ceiling)',
+};
+const loop = lines('loopback.jsonl');
+const pick = (server, kind, n) => {
+  const all = loop.filter((l) => l.server === server && l.r.kind === kind && (n === undefined || l.r.clients === n));
+  if (!all.length) return null;
+  // Several passes: the best sustainable rate, the median of the fixed-load runs.
+  if (kind === 'sustainable') return all.reduce((a, b) => (b.r.deliveries_per_s > a.r.deliveries_per_s ? b : a)).r;
+  if (kind === 'fixed') {
+    const sorted = [...all].sort((a, b) => a.r.p99_ms - b.r.p99_ms);
+    return sorted[Math.floor(sorted.length / 2)].r;
+  }
+  return all[all.length - 1].r;
+};
+const loopbackDetail = [];
+const ns = [...new Set(loop.filter((l) => l.r.kind === 'sustainable').map((l) => l.r.clients))].sort((a, b) => a - b);
+for (const n of ns) {
+  const ours = pick('ssepp-demo', 'sustainable', n);
+  for (const [key, label] of Object.entries(servers)) {
+    const s = pick(key, 'sustainable', n);
+    const f = pick(key, 'fixed', n);
+    loopbackDetail.push({ n, server: label, key, sustainable: s, fixed: f });
+  }
+  if (!ours) continue;
+  for (const peer of ['node-http', 'better-sse', 'ceiling']) {
+    const s = pick(peer, 'sustainable', n);
+    if (s) figure('fan-out over loopback', `loopback/${n}/sustainable`, ours.deliveries_per_s, 'deliveries/s', servers[peer], s.deliveries_per_s);
+  }
+  const fixed = pick('ssepp-demo', 'fixed', n);
+  const nodeFixed = pick('node-http', 'fixed', n);
+  if (fixed) {
+    figure('fan-out over loopback', `loopback/${n}/fixed-${Math.round(fixed.deliveries_per_s / 1000)}k/p99`, fixed.p99_ms, 'ms',
+      nodeFixed ? servers['node-http'] : null, nodeFixed ? nodeFixed.p99_ms : null);
+    figure('fan-out over loopback', `loopback/${n}/fixed-${Math.round(fixed.deliveries_per_s / 1000)}k/cpu`, fixed.server_cpu * 100, '% of a core',
+      nodeFixed ? servers['node-http'] : null, nodeFixed ? nodeFixed.server_cpu * 100 : null);
+  }
+}
+for (const [key, label] of Object.entries(servers)) {
+  const idle = pick(key, 'idle');
+  if (idle) loopbackDetail.push({ idle: true, key, server: label, r: idle });
+}
+const oursIdle = pick('ssepp-demo', 'idle');
+const nodeIdle = pick('node-http', 'idle');
+if (oursIdle)
+  figure('fan-out over loopback', `loopback/${oursIdle.clients}/idle-rss-per-connection`, oursIdle.kb_per_connection, 'KB',
+    nodeIdle ? servers['node-http'] : null, nodeIdle ? nodeIdle.kb_per_connection : null);
+
+// ---- targets -----------------------------------------------------------------------------------
+// Each target applies to the figures whose name and baseline match; `check` gets the figure.
+const targets = [
+  { name: /^parse\/[^/]+\/ssepp$/, baseline: /string chunks/, text: '≥ 2x', check: (f) => f.ratio >= 2 },
+  { name: /^parse\/json\/ssepp$/, baseline: /string chunks/, text: '≥ 4000 MB/s', check: (f) => f.value >= 4000 },
+  { name: /^parse\/[^/]+\/ssepp$/, baseline: /memchr/, text: '≥ 0.4x', check: (f) => f.ratio >= 0.4 },
+  { name: /^encode\/[^/]+\/encode_to$/, baseline: /^eventsource-encoder/, text: '≥ 10x', check: (f) => f.ratio >= 10 },
+  { name: /^encode\/json150\/encode_to$/, baseline: /plain append/, text: '≥ 0.7x', check: (f) => f.ratio >= 0.7 },
+  { name: /^fanout\/.*noop/, baseline: null, text: '≥ 20M/s', check: (f) => f.unit.startsWith('deliveries') ? f.value >= 20e6 : null },
+  { name: /^fanout\//, baseline: /naive/, text: '≥ 10x', check: (f) => f.ratio >= 10 },
+  { name: /^fanout\/.*alloc/, baseline: null, text: '0', check: (f) => f.value === 0 },
+  { name: /^loopback\/\d+\/sustainable$/, baseline: /^Node http/, text: '≥ 3x', check: (f) => f.ratio >= 3 },
+  { name: /^loopback\/\d+\/sustainable$/, baseline: /^better-sse/, text: '≥ 8x', check: (f) => f.ratio >= 8 },
+  { name: /^loopback\/\d+\/sustainable$/, baseline: /ceiling/, text: '≥ 0.7x', check: (f) => f.ratio >= 0.7 },
+  { name: /^loopback\/\d+\/fixed-\d+k\/p99$/, baseline: /./, text: '≤ 10 ms', check: (f) => f.value <= 10 },
+  { name: /^loopback\/\d+\/idle-rss-per-connection$/, baseline: /./, text: '≤ 8 KB', check: (f) => f.value <= 8 },
+];
+for (const f of figures) {
+  f.checks = [];
+  for (const t of targets) {
+    if (!t.name.test(f.name)) continue;
+    if (t.baseline === null ? f.baseline !== null : !(f.baseline && t.baseline.test(f.baseline))) continue;
+    const ok = f.value === null || f.value === undefined ? false : t.check(f);
+    if (ok === null) continue;
+    f.checks.push({ text: t.text, ok, ratio: t.text.endsWith('x') });
+  }
+  f.target = f.checks.length ? f.checks.map((c) => c.text).join(', ') : null;
+  f.met = f.checks.length ? f.checks.every((c) => c.ok) : null;
+}
+
+// ---- results.jsonl -----------------------------------------------------------------------------
+const round = (x, d = 4) => (x === null || x === undefined ? null : Number(x.toPrecision(d + 2)));
+writeFileSync(
+  resultsPath,
+  figures
+    .map((f) =>
+      JSON.stringify({
+        name: f.name,
+        value: round(f.value),
+        unit: f.unit,
+        baseline: f.baseline,
+        baseline_value: round(f.baseline_value),
+        ratio: round(f.ratio, 3),
+        target: f.target,
+        met: f.met,
+      }),
+    )
+    .join('\n') + '\n',
+);
+
+// ---- table -------------------------------------------------------------------------------------
+function num(x, unit = '') {
+  if (x === null || x === undefined || Number.isNaN(x)) return '–';
+  const a = Math.abs(x);
+  let s;
+  if (unit === 'deliveries/s' && a >= 1e6) s = `${(x / 1e6).toFixed(2)}M`;
+  else if (unit === 'deliveries/s' && a >= 1e3) s = `${(x / 1e3).toFixed(0)}k`;
+  else if (a >= 100) s = x.toFixed(0);
+  else if (a >= 10) s = x.toFixed(1);
+  else s = x.toFixed(2);
+  return s;
+}
+const out = [];
+out.push('| figure | ssepp | unit | baseline | baseline value | ratio | target | met |');
+out.push('| --- | ---: | --- | --- | ---: | ---: | --- | --- |');
+for (const f of figures) {
+  out.push(
+    `| ${f.name} | ${num(f.value, f.unit)} | ${f.unit} | ${f.baseline ?? '–'} | ${num(f.baseline_value, f.unit)} | ` +
+      `${f.ratio === null ? '–' : `${f.ratio.toFixed(2)}x`} | ${f.target ?? ''} | ${f.met === null ? '' : f.met ? 'yes' : `**MISSED** ${f.checks.filter((c) => !c.ok).map((c) => c.text).join(', ')}`} |`,
+  );
+}
+if (loopbackDetail.length) {
+  out.push('');
+  out.push('Fan-out over loopback, every server (server pinned to one core, load client to the other):');
+  out.push('');
+  out.push('| N | server | sustainable deliveries/s | p99 there | CPU there | RSS there | p50 at fixed | p99 at fixed | CPU at fixed | RSS at fixed |');
+  out.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const d of loopbackDetail.filter((x) => !x.idle)) {
+    const s = d.sustainable;
+    const f = d.fixed;
+    const pct = (x) => (x === undefined ? '–' : `${Math.round(x * 100)}%`);
+    const mb = (x) => (x === undefined ? '–' : `${(x / 1024).toFixed(0)} MB`);
+    out.push(
+      `| ${d.n} | ${d.server} | ${s ? num(s.deliveries_per_s, 'deliveries/s') : '–'} | ${s && s.pass ? `${num(s.p99_ms)} ms` : '–'} | ` +
+        `${s && s.pass ? pct(s.server_cpu) : '–'} | ${s && s.pass ? mb(s.rss_kb) : '–'} | ${f ? `${num(f.p50_ms)} ms` : '–'} | ` +
+        `${f ? `${num(f.p99_ms)} ms${f.pass ? '' : ` (${(f.delivered_frac * 100).toFixed(0)}% delivered)`}` : '–'} | ` +
+        `${f ? pct(f.server_cpu) : '–'} | ${f ? mb(f.rss_kb) : '–'} |`,
+    );
+  }
+  out.push('');
+  out.push('| server | RSS empty | RSS with N idle streams | N | KB per idle stream |');
+  out.push('| --- | ---: | ---: | ---: | ---: |');
+  for (const d of loopbackDetail.filter((x) => x.idle))
+    out.push(
+      `| ${d.server} | ${(d.r.rss_empty_kb / 1024).toFixed(1)} MB | ${(d.r.rss_idle_kb / 1024).toFixed(1)} MB | ${d.r.clients} | ${d.r.kb_per_connection.toFixed(2)} |`,
+    );
+}
+console.log(out.join('\n'));
+
+// ---- chart -------------------------------------------------------------------------------------
+// One row per ratio figure, log scale, 1x in the middle; bars green where the target is met,
+// red where it is missed, grey without a target; a tick marks the target ratio.
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const rows = figures.filter((f) => f.ratio !== null && Number.isFinite(f.ratio) && f.ratio > 0);
+const lowerIsBetter = (f) => f.unit === 'ms' || f.unit.startsWith('%') || f.unit === 'KB';
+const targetRatio = (f) => {
+  const m = /([≥≤]) ([\d.]+)x/.exec(f.target ?? '');
+  return m ? Number(m[2]) : null;
+};
+const W = 980;
+const labelW = 430;
+const plotX = labelW + 10;
+const plotW = W - plotX - 70;
+const minL = -1;
+const maxL = 3; // 0.1x .. 1000x
+const xOf = (r) => plotX + ((Math.min(Math.max(Math.log10(r), minL), maxL) - minL) / (maxL - minL)) * plotW;
+const rowH = 19;
+let y = 70;
+const svg = [];
+let section = null;
+for (const f of rows) {
+  if (f.section !== section) {
+    section = f.section;
+    y += 10;
+    svg.push(`<text x="10" y="${y + 12}" class="h">${esc(section)}</text>`);
+    y += rowH;
+  }
+  const ratioChecks = f.checks.filter((c) => c.ratio || f.ratio === null || lowerIsBetter(f));
+  const colour = !ratioChecks.length ? '#9aa3ad' : ratioChecks.every((c) => c.ok) ? '#2e9e5b' : '#d0453c';
+  const x1 = xOf(1);
+  const x2 = xOf(f.ratio);
+  const label = `${f.name}  vs  ${f.baseline}`;
+  svg.push(`<text x="${labelW}" y="${y + 13}" class="l" text-anchor="end">${esc(label.length > 70 ? label.slice(0, 69) + '…' : label)}</text>`);
+  svg.push(`<rect x="${Math.min(x1, x2).toFixed(1)}" y="${y + 3}" width="${Math.max(1, Math.abs(x2 - x1)).toFixed(1)}" height="${rowH - 6}" fill="${colour}"/>`);
+  const t = targetRatio(f);
+  if (t) svg.push(`<line x1="${xOf(t).toFixed(1)}" x2="${xOf(t).toFixed(1)}" y1="${y + 1}" y2="${y + rowH - 1}" stroke="#222" stroke-width="2"/>`);
+  const tag = `${f.ratio >= 10 ? f.ratio.toFixed(0) : f.ratio.toFixed(2)}x${lowerIsBetter(f) ? ' (lower is better)' : ''}`;
+  svg.push(`<text x="${(Math.max(x1, x2) + 4).toFixed(1)}" y="${y + 13}" class="v">${esc(tag)}</text>`);
+  y += rowH;
+}
+const H = y + 40;
+const grid = [];
+for (let l = minL; l <= maxL; ++l) {
+  const x = xOf(10 ** l);
+  grid.push(`<line x1="${x}" x2="${x}" y1="60" y2="${H - 30}" stroke="${l === 0 ? '#444' : '#ddd'}"/>`);
+  grid.push(`<text x="${x}" y="${H - 14}" class="v" text-anchor="middle">${10 ** l}x</text>`);
+}
+const title = `ssepp beside its peers: ratio ssepp / baseline, same run, same machine${meta.quick ? ' (--quick)' : ''}`;
+const sub = [meta.cpu, meta.cores ? `${meta.cores} cores` : null, meta.date].filter(Boolean).join(' · ');
+writeFileSync(
+  chartPath,
+  `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif">
+<style>.h{font-size:14px;font-weight:bold;fill:#222}.l{font-size:11px;fill:#333}.v{font-size:11px;fill:#333}.t{font-size:16px;font-weight:bold}.s{font-size:11px;fill:#666}</style>
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="24" class="t">${esc(title)}</text>
+<text x="10" y="42" class="s">${esc(sub)} · green: target met · red: missed · grey: no target · black tick: target</text>
+${grid.join('\n')}
+${svg.join('\n')}
+</svg>
+`,
+);
