@@ -32,6 +32,17 @@ const median = (xs) => {
 };
 const meta = existsSync(join(raw, 'meta.json')) ? JSON.parse(readFileSync(join(raw, 'meta.json'), 'utf8')) : {};
 
+function num(x, unit = '') {
+  if (x === null || x === undefined || Number.isNaN(x)) return '–';
+  const a = Math.abs(x);
+  let s;
+  if (unit === 'deliveries/s' && a >= 1e6) s = `${(x / 1e6).toFixed(2)}M`;
+  else if (unit === 'deliveries/s' && a >= 1e3) s = `${(x / 1e3).toFixed(0)}k`;
+  else if (a >= 100) s = x.toFixed(0);
+  else if (a >= 10) s = x.toFixed(1);
+  else s = x.toFixed(2);
+  return s;
+}
 const figures = [];
 function figure(section, name, value, unit, baseline = null, baselineValue = null, extra = {}) {
   const ratio = baseline !== null && baselineValue ? value / baselineValue : null;
@@ -103,7 +114,19 @@ for (const n of ns) {
   if (!ours) continue;
   for (const peer of ['node-http', 'better-sse', 'ceiling']) {
     const s = pick(peer, 'sustainable', n);
-    if (s) figure('fan-out over loopback', `loopback/${n}/sustainable`, ours.deliveries_per_s, 'deliveries/s', servers[peer], s.deliveries_per_s);
+    if (!s) continue;
+    const extra = {};
+    if (!s.pass) {
+      // The peer failed even at the lowest rate tried: its sustainable rate is below that, so the
+      // ratio is at least ours / lowest.
+      const tried = loop.filter((l) => l.server === peer && l.r.kind === 'step' && l.r.clients === n);
+      const lowest = Math.min(...tried.map((l) => l.r.deliveries_per_s));
+      if (Number.isFinite(lowest) && lowest > 0) {
+        extra.ratio_at_least = ours.deliveries_per_s / lowest;
+        extra.note = `${servers[peer]} missed p99 <= 100 ms / 99% delivered at every rate tried, down to ${num(lowest, 'deliveries/s')}/s`;
+      }
+    }
+    figure('fan-out over loopback', `loopback/${n}/sustainable`, ours.deliveries_per_s, 'deliveries/s', servers[peer], s.deliveries_per_s, extra);
   }
   const fixed = pick('ssepp-demo', 'fixed', n);
   const nodeFixed = pick('node-http', 'fixed', n);
@@ -146,7 +169,8 @@ for (const f of figures) {
   for (const t of targets) {
     if (!t.name.test(f.name)) continue;
     if (t.baseline === null ? f.baseline !== null : !(f.baseline && t.baseline.test(f.baseline))) continue;
-    const ok = f.value === null || f.value === undefined ? false : t.check(f);
+    const ok = f.value === null || f.value === undefined ? false
+      : f.ratio === null && f.ratio_at_least ? t.check({ ...f, ratio: f.ratio_at_least }) : t.check(f);
     if (ok === null) continue;
     f.checks.push({ text: t.text, ok, ratio: t.text.endsWith('x') });
   }
@@ -167,6 +191,7 @@ writeFileSync(
         baseline: f.baseline,
         baseline_value: round(f.baseline_value),
         ratio: round(f.ratio, 3),
+        ...(f.ratio_at_least ? { ratio_at_least: round(f.ratio_at_least, 3), note: f.note } : {}),
         target: f.target,
         met: f.met,
       }),
@@ -175,32 +200,21 @@ writeFileSync(
 );
 
 // ---- table -------------------------------------------------------------------------------------
-function num(x, unit = '') {
-  if (x === null || x === undefined || Number.isNaN(x)) return '–';
-  const a = Math.abs(x);
-  let s;
-  if (unit === 'deliveries/s' && a >= 1e6) s = `${(x / 1e6).toFixed(2)}M`;
-  else if (unit === 'deliveries/s' && a >= 1e3) s = `${(x / 1e3).toFixed(0)}k`;
-  else if (a >= 100) s = x.toFixed(0);
-  else if (a >= 10) s = x.toFixed(1);
-  else s = x.toFixed(2);
-  return s;
-}
 const out = [];
 out.push('| figure | ssepp | unit | baseline | baseline value | ratio | target | met |');
 out.push('| --- | ---: | --- | --- | ---: | ---: | --- | --- |');
 for (const f of figures) {
   out.push(
     `| ${f.name} | ${num(f.value, f.unit)} | ${f.unit} | ${f.baseline ?? '–'} | ${num(f.baseline_value, f.unit)} | ` +
-      `${f.ratio === null ? '–' : `${f.ratio.toFixed(2)}x`} | ${f.target ?? ''} | ${f.met === null ? '' : f.met ? 'yes' : `**MISSED** ${f.checks.filter((c) => !c.ok).map((c) => c.text).join(', ')}`} |`,
+      `${f.ratio !== null ? `${f.ratio.toFixed(2)}x` : f.ratio_at_least ? `> ${f.ratio_at_least.toFixed(1)}x` : '–'} | ${f.target ?? ''} | ${f.met === null ? '' : f.met ? 'yes' : `**MISSED** ${f.checks.filter((c) => !c.ok).map((c) => c.text).join(', ')}`} |`,
   );
 }
 if (loopbackDetail.length) {
   out.push('');
   out.push('Fan-out over loopback, every server (server pinned to one core, load client to the other):');
   out.push('');
-  out.push('| N | server | sustainable deliveries/s | p99 there | CPU there | RSS there | p50 at fixed | p99 at fixed | CPU at fixed | RSS at fixed |');
-  out.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push('| N | server | sustainable deliveries/s | p99 there | server CPU there | RSS there | load client CPU there | p50 at fixed | p99 at fixed | server CPU at fixed | RSS at fixed |');
+  out.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const d of loopbackDetail.filter((x) => !x.idle)) {
     const s = d.sustainable;
     const f = d.fixed;
@@ -208,7 +222,8 @@ if (loopbackDetail.length) {
     const mb = (x) => (x === undefined ? '–' : `${(x / 1024).toFixed(0)} MB`);
     out.push(
       `| ${d.n} | ${d.server} | ${s ? num(s.deliveries_per_s, 'deliveries/s') : '–'} | ${s && s.pass ? `${num(s.p99_ms)} ms` : '–'} | ` +
-        `${s && s.pass ? pct(s.server_cpu) : '–'} | ${s && s.pass ? mb(s.rss_kb) : '–'} | ${f ? `${num(f.p50_ms)} ms` : '–'} | ` +
+        `${s && s.pass ? pct(s.server_cpu) : '–'} | ${s && s.pass ? mb(s.rss_kb) : '–'} | ` +
+        `${s && s.pass ? `${pct(s.client_cpu)}${s.client_cpu >= 0.9 ? ' (client-bound)' : ''}` : '–'} | ${f ? `${num(f.p50_ms)} ms` : '–'} | ` +
         `${f ? `${num(f.p99_ms)} ms${f.pass ? '' : ` (${(f.delivered_frac * 100).toFixed(0)}% delivered)`}` : '–'} | ` +
         `${f ? pct(f.server_cpu) : '–'} | ${f ? mb(f.rss_kb) : '–'} |`,
     );

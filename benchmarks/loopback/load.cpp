@@ -160,6 +160,7 @@ struct Options {
   double warmup = 0.25;        // seconds published before each measured window, not counted
   double drain = 1.0;          // longest wait for stragglers after a window
   int bisect = 3;              // bisection steps after the first failing rate
+  int retries = 0;             // a failing rate is tried again this many times (noisy machines)
   double factor = 2.0;         // growth per step until the first failure
   double start = 50'000;       // first rate tried for the first N, deliveries/s
   double max_rate = 50e6;      // deliveries/s, stop searching above
@@ -177,7 +178,7 @@ struct Options {
                "ssepp-load: %s\n"
                "usage: ssepp-load --port P [--host 127.0.0.1] [--path /events?channel=bench]\n"
                "       [--publish /publish] [--channel bench] [--clients 1000,5000] [--server-pid PID]\n"
-               "       [--cpu K] [--step S] [--warmup S] [--drain S] [--bisect K] [--factor F]\n"
+               "       [--cpu K] [--step S] [--warmup S] [--drain S] [--bisect K] [--retries K] [--factor F]\n"
                "       [--start R] [--max-rate R] [--fixed R] [--max-p99-ms MS] [--min-delivered F]\n"
                "       [--deadline S] [--payload BYTES] [--label NAME]\n"
                "rates are deliveries per second (broadcasts per second times N)\n",
@@ -210,6 +211,7 @@ Options parse_options(int argc, char** argv) {
     else if (flag == "--warmup") o.warmup = num();
     else if (flag == "--drain") o.drain = num();
     else if (flag == "--bisect") o.bisect = std::atoi(v.c_str());
+    else if (flag == "--retries") o.retries = std::atoi(v.c_str());
     else if (flag == "--factor") o.factor = num();
     else if (flag == "--start") o.start = num();
     else if (flag == "--max-rate") o.max_rate = num();
@@ -749,6 +751,18 @@ class Load {
     std::fflush(stdout);
   }
 
+  /// One rate of the search: tried again up to --retries times while it fails, so a moment when
+  /// the machine is busy elsewhere does not decide it. Prints every attempt.
+  Result attempt(std::size_t n, double rate) {
+    Result r;
+    for (int k = 0; k <= o_.retries && !past_deadline(); ++k) {
+      r = step(n, rate);
+      print_result("step", n, r);
+      if (r.pass) break;
+    }
+    return r;
+  }
+
   /// Grows the rate by --factor until a step fails, then bisects (geometrically) --bisect times.
   /// Prints each step and the result; returns the sustainable rate (0 when even the first failed).
   double search(std::size_t n, double start) {
@@ -756,8 +770,7 @@ class Load {
     Result best;
     double lo = 0, hi = 0, rate = start;
     while (!past_deadline() && rate <= o_.max_rate) {
-      Result r = step(n, rate);
-      print_result("step", n, r);
+      Result r = attempt(n, rate);
       if (!r.pass) {
         hi = rate;
         break;
@@ -769,8 +782,7 @@ class Load {
     if (lo == 0 && hi > 0) {
       // Even the first rate failed: walk down.
       for (double down = hi / o_.factor; down >= static_cast<double>(n) / 4 && !past_deadline(); down /= o_.factor) {
-        Result r = step(n, down);
-        print_result("step", n, r);
+        Result r = attempt(n, down);
         if (r.pass) {
           lo = down;
           best = r;
@@ -781,8 +793,7 @@ class Load {
     }
     for (int k = 0; k < o_.bisect && lo > 0 && hi > 0 && !past_deadline(); ++k) {
       double mid = std::sqrt(lo * hi);
-      Result r = step(n, mid);
-      print_result("step", n, r);
+      Result r = attempt(n, mid);
       if (r.pass) {
         lo = mid;
         best = r;
