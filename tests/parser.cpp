@@ -515,3 +515,49 @@ TEST_CASE("UTF-8 replacement matches the Encoding Standard's decoder on random b
   }
   CHECK(invalid > 1000);
 }
+
+TEST_CASE("line-end scanning: SIMD and portable masks agree with a byte loop") {
+  std::mt19937 rng(5);
+  static const char bytes[] = {'\n', '\r', 'a', ' ', '\0', '\x0B', '\x0C', '\x8A', '\x8D', ':'};
+  for (int iter = 0; iter < 5000; ++iter) {
+    char block[64];
+    for (char& c : block) c = bytes[rng() % sizeof bytes];
+    std::uint64_t expected = 0;
+    for (unsigned i = 0; i < 64; ++i)
+      if (block[i] == '\n' || block[i] == '\r') expected |= std::uint64_t{1} << i;
+    REQUIRE(ssepp::detail::line_end_mask_swar(block) == expected);
+#if SSEPP_PARSER_SSE2
+    REQUIRE(ssepp::detail::line_end_mask_sse2(block) == expected);
+#endif
+    // Fewer than 64 bytes: nothing at or past the end is reported.
+    std::size_t n = rng() % 65;
+    std::uint64_t low = n == 64 ? expected : expected & ((std::uint64_t{1} << n) - 1);
+    REQUIRE(ssepp::detail::line_end_mask(block, block + n) == low);
+  }
+}
+
+TEST_CASE("line-end scanning: the scanner visits every CR and LF in order") {
+  std::mt19937 rng(6);
+  for (int iter = 0; iter < 300; ++iter) {
+    std::string s(rng() % 700, 'x');
+    for (char& c : s) {
+      auto r = static_cast<unsigned>(rng() % 100);
+      c = r < 3 ? '\n' : r < 5 ? '\r' : static_cast<char>('a' + r % 26);
+    }
+    std::vector<std::size_t> expected, got;
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (s[i] == '\n' || s[i] == '\r') expected.push_back(i);
+    ssepp::detail::LineEndScanner scan;
+    const char* end = s.data() + s.size();
+    scan.start(s.data(), end);
+    for (const char* p = s.data();;) {
+      const char* hit = scan.first(p);
+      if (hit == end) break;
+      got.push_back(static_cast<std::size_t>(hit - s.data()));
+      p = hit + 1;
+      // Sometimes also step over a following plain byte, as a parser does after a CR's LF.
+      if (p != end && *p != '\n' && *p != '\r' && rng() % 2) ++p;
+    }
+    CHECK(got == expected);
+  }
+}
