@@ -313,7 +313,9 @@ inline void Parser::skip_bom() noexcept {
       // Not a BOM after all: the bytes matched so far start the first line.
       if (bom_ != 0) {
         carry_offset_ = 0;
-        line_.append(std::string_view(bom, bom_), options_.limits.max_line);
+        char* d = line_.prepare(bom_, options_.limits.max_line);
+        for (unsigned i = 0; i < bom_; ++i) d[i] = bom[i];
+        line_.commit(bom_);
       }
       bom_ = bom_done;
       return;
@@ -443,10 +445,18 @@ inline int Parser::field_line(std::string_view line, bool in_chunk,
   }
   // field:value (one leading space removed from value), or a whole line naming a field. The
   // common "id:" and "event:" need no search for the colon.
-  if (line.size() >= 3 && std::memcmp(line.data(), "id:", 3) == 0)
-    return field(line.substr(0, 2), strip_space(line.substr(3)), in_chunk, line_offset);
-  if (line.size() >= 6 && std::memcmp(line.data(), "event:", 6) == 0)
-    return field(line.substr(0, 5), strip_space(line.substr(6)), in_chunk, line_offset);
+  if (line.size() >= 3 && std::memcmp(line.data(), "id:", 3) == 0) {
+    std::string_view value = strip_space(line.substr(3));
+    if (value.find('\0') == std::string_view::npos) {
+      ids_[committed_ ^ 1].assign(value, options_.limits.max_line);
+      id_dirty_ = true;
+    }
+    return 0;
+  }
+  if (line.size() >= 6 && std::memcmp(line.data(), "event:", 6) == 0) {
+    type_.assign(strip_space(line.substr(6)), options_.limits.max_line);
+    return 0;
+  }
   std::string_view name = line, value;
   if (const void* colon = std::memchr(line.data(), ':', line.size())) {
     std::size_t at = static_cast<std::size_t>(static_cast<const char*>(colon) - line.data());

@@ -17,6 +17,21 @@ namespace detail {
 
 class ParserBuffer {
  public:
+  /// memcpy, without the library call for the short strings ids and types usually are.
+  static void copy(char* d, const char* s, std::size_t n) noexcept {
+    if (n >= 8 && n <= 16) {
+      std::memcpy(d, s, 8);
+      std::memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+      std::memcpy(d, s, 4);
+      std::memcpy(d + n - 4, s + n - 4, 4);
+    } else if (n < 4) {
+      for (std::size_t i = 0; i < n; ++i) d[i] = s[i];
+    } else {
+      std::memcpy(d, s, n);
+    }
+  }
+
   ParserBuffer() noexcept = default;
 
   std::string_view view() const noexcept { return {data_.get(), size_}; }
@@ -36,14 +51,14 @@ class ParserBuffer {
 
   void append(std::string_view s, std::size_t limit) {
     if (s.empty()) return;
-    std::memcpy(prepare(s.size(), limit), s.data(), s.size());
+    copy(prepare(s.size(), limit), s.data(), s.size());
     size_ += s.size();
   }
   /// Appends c then s (one growth check: the "LF then next data line" step).
   void append(char c, std::string_view s, std::size_t limit) {
     char* p = prepare(s.size() + 1, limit);
     *p = c;
-    if (!s.empty()) std::memcpy(p + 1, s.data(), s.size());
+    if (!s.empty()) copy(p + 1, s.data(), s.size());
     size_ += s.size() + 1;
   }
   void assign(std::string_view s, std::size_t limit) {
