@@ -7,3 +7,4 @@
 #include <ssepp/error.hpp>
 #include <ssepp/event.hpp>
 #include <ssepp/encoder.hpp>
+#include <ssepp/parser.hpp>
