@@ -1,0 +1,299 @@
+// ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
+#pragma once
+
+#include <ssepp/config.hpp>
+#include <ssepp/encoder.hpp>
+#include <ssepp/sink.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
+
+SSEPP_BEGIN_NAMESPACE
+
+/// What a full `Mailbox` does with a new frame.
+enum class Overflow {
+  /// Close the mailbox: `send` returns false, the broadcaster drops the client, the client
+  /// reconnects with its Last-Event-ID and replays what it missed. Nothing is lost silently.
+  close,
+  /// Drop the oldest queued frames until the new one fits, and count them. The client stays
+  /// connected and misses those frames.
+  drop_oldest,
+};
+
+/// Bounds and overflow policy of a `Mailbox`. A bound of 0 means no bound on that dimension.
+struct MailboxOptions {
+  std::size_t max_frames = 1024;         ///< frames queued at most
+  std::size_t max_bytes = 4u << 20;      ///< bytes queued at most (sum of frame sizes)
+  Overflow overflow = Overflow::close;   ///< what happens when a frame does not fit
+};
+
+/// A snapshot of a mailbox's counters.
+struct MailboxStats {
+  std::size_t queued_frames = 0;    ///< frames waiting to be taken
+  std::size_t queued_bytes = 0;     ///< their bytes
+  std::uint64_t accepted_frames = 0;  ///< frames `send` queued, ever
+  std::uint64_t taken_frames = 0;     ///< frames `pop`/`take_all` handed out, ever
+  std::uint64_t dropped_frames = 0;   ///< frames discarded by Overflow::drop_oldest (evicted, or
+                                      ///< a single frame larger than max_bytes)
+  std::uint64_t dropped_bytes = 0;    ///< their bytes
+  bool closed = false;                ///< `close()` was called or the mailbox overflowed
+  bool overflowed = false;            ///< closed because a frame did not fit (Overflow::close)
+};
+
+/// A bounded, thread-safe queue of shared frames: the ready-made Sink for real transports.
+///
+/// Copies share one queue (a `shared_ptr` to the state), so the broadcaster holds one copy and the
+/// connection's writer another. Producers call `send` (never blocks beyond a short mutex); the
+/// writer either blocks in `pop`/`take_all(out, timeout)` (thread per connection) or, in an event
+/// loop, is woken through `on_wake` and calls the non-blocking `take_all(out)` to write every
+/// queued frame in one system call. Queued frames are shared with every other recipient: a queued
+/// frame costs one pointer, not a copy of the bytes. Steady state allocates nothing (a ring that
+/// grows up to `max_frames`).
+class Mailbox {
+ public:
+  /// A new, empty, open mailbox. One allocation (the shared state); the ring grows on demand.
+  explicit Mailbox(MailboxOptions options = {}) : state_(std::make_shared<State>(options)) {}
+
+  /// Queues `frame` (shares it, no copy of the bytes). Returns false when the mailbox is closed,
+  /// or when the frame does not fit and the policy is `Overflow::close` (which closes it). With
+  /// `Overflow::drop_oldest` it drops the oldest frames until the new one fits (a frame larger
+  /// than `max_bytes` on its own is dropped instead) and returns true. Empty frames are ignored.
+  /// Calls the wake-up function, without the lock, when the queue goes from empty to non-empty.
+  bool send(const Frame& frame) {
+    State& s = *state_;
+    std::shared_ptr<const std::function<void()>> wake;
+    bool accepted = true;
+    bool notify_one = false;
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (s.closed) return false;
+      if (frame.empty()) return true;
+      const std::size_t n = frame.size();
+      if (s.fits(n)) {
+        notify_one = s.enqueue(frame, wake);
+      } else if (s.options.overflow == Overflow::close) {
+        s.closed = true;
+        s.overflowed = true;
+        wake = std::move(s.wake);
+        accepted = false;
+      } else if (s.options.max_bytes != 0 && n > s.options.max_bytes) {
+        ++s.dropped_frames;
+        s.dropped_bytes += n;
+      } else {
+        while (!s.fits(n)) s.drop_front();
+        notify_one = s.enqueue(frame, wake);
+      }
+    }
+    if (!accepted) s.cv.notify_all();
+    else if (notify_one) s.cv.notify_one();
+    if (wake && *wake) (*wake)();
+    return accepted;
+  }
+
+  /// Closes the mailbox: later `send`s return false, blocked `pop`/`take_all` calls return, and
+  /// the wake-up function is called once more (then released, which breaks any reference cycle
+  /// through it). Frames already queued can still be taken. Idempotent.
+  void close() {
+    State& s = *state_;
+    std::shared_ptr<const std::function<void()>> wake;
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (s.closed) return;
+      s.closed = true;
+      wake = std::move(s.wake);
+    }
+    s.cv.notify_all();
+    if (wake && *wake) (*wake)();
+  }
+
+  /// True once `close()` was called or the mailbox overflowed with `Overflow::close`.
+  bool closed() const {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return state_->closed;
+  }
+
+  /// Takes the oldest frame, waiting up to `timeout` for one. `std::nullopt` on timeout, or when
+  /// the mailbox is closed and empty (check `closed()` to tell the two apart).
+  template <class Rep, class Period>
+  std::optional<Frame> pop(std::chrono::duration<Rep, Period> timeout) {
+    State& s = *state_;
+    std::unique_lock<std::mutex> lock(s.mutex);
+    if (!s.wait(lock, timeout)) return std::nullopt;
+    return s.pop_front();
+  }
+
+  /// Takes the oldest frame if there is one; never blocks.
+  std::optional<Frame> try_pop() {
+    State& s = *state_;
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.count == 0) return std::nullopt;
+    return s.pop_front();
+  }
+
+  /// Appends every queued frame to `out`, oldest first, and returns how many. Never blocks.
+  /// For event loops: call it when woken, then write all of `out` in one go (writev).
+  std::size_t take_all(std::vector<Frame>& out) {
+    State& s = *state_;
+    std::lock_guard<std::mutex> lock(s.mutex);
+    return s.take_all(out);
+  }
+
+  /// As `take_all(out)`, but first waits up to `timeout` until at least one frame is queued (or
+  /// the mailbox is closed). For thread-per-connection writers that batch: one write per wake-up.
+  template <class Rep, class Period>
+  std::size_t take_all(std::vector<Frame>& out, std::chrono::duration<Rep, Period> timeout) {
+    State& s = *state_;
+    std::unique_lock<std::mutex> lock(s.mutex);
+    if (!s.wait(lock, timeout)) return 0;
+    return s.take_all(out);
+  }
+
+  /// Sets the function called when the queue goes from empty to non-empty, and on close. It runs
+  /// on the sending thread (often the broadcaster's), without the mailbox lock: keep it short
+  /// (post to your event loop, write an eventfd). It may call `take_all`. If frames are already
+  /// queued, it is called once now so none wait unnoticed. Don't capture a Mailbox copy in it
+  /// (that would keep the state alive in a cycle until close).
+  void on_wake(std::function<void()> fn) {
+    State& s = *state_;
+    std::shared_ptr<const std::function<void()>> call_now;
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (fn) s.wake = std::make_shared<const std::function<void()>>(std::move(fn));
+      else s.wake.reset();
+      if (s.count != 0 || s.closed) call_now = s.wake;
+      if (s.closed) s.wake.reset();
+    }
+    if (call_now && *call_now) (*call_now)();
+  }
+
+  /// A consistent snapshot of the counters.
+  MailboxStats stats() const {
+    const State& s = *state_;
+    std::lock_guard<std::mutex> lock(s.mutex);
+    MailboxStats st;
+    st.queued_frames = s.count;
+    st.queued_bytes = s.bytes;
+    st.accepted_frames = s.accepted_frames;
+    st.taken_frames = s.taken_frames;
+    st.dropped_frames = s.dropped_frames;
+    st.dropped_bytes = s.dropped_bytes;
+    st.closed = s.closed;
+    st.overflowed = s.overflowed;
+    return st;
+  }
+
+  /// The options this mailbox was made with.
+  const MailboxOptions& options() const noexcept { return state_->options; }
+
+  /// True when both handles share one queue.
+  friend bool operator==(const Mailbox& a, const Mailbox& b) noexcept { return a.state_ == b.state_; }
+  friend bool operator!=(const Mailbox& a, const Mailbox& b) noexcept { return !(a == b); }
+
+ private:
+  struct State {
+    explicit State(MailboxOptions o) : options(o) {}
+
+    const MailboxOptions options;
+    mutable std::mutex mutex;
+    std::condition_variable cv;
+    std::vector<Frame> ring;  // capacity grows by doubling up to max_frames
+    std::size_t head = 0;
+    std::size_t count = 0;
+    std::size_t bytes = 0;
+    std::size_t waiters = 0;
+    std::uint64_t accepted_frames = 0;
+    std::uint64_t taken_frames = 0;
+    std::uint64_t dropped_frames = 0;
+    std::uint64_t dropped_bytes = 0;
+    bool closed = false;
+    bool overflowed = false;
+    std::shared_ptr<const std::function<void()>> wake;
+
+    bool fits(std::size_t n) const noexcept {
+      return (options.max_frames == 0 || count < options.max_frames) &&
+             (options.max_bytes == 0 || bytes + n <= options.max_bytes);
+    }
+
+    /// Queues f; sets `wake` on the empty -> non-empty transition; true when a waiter needs
+    /// notifying.
+    bool enqueue(const Frame& f, std::shared_ptr<const std::function<void()>>& wake_out) {
+      if (count == 0) wake_out = wake;
+      push_back(f);
+      return waiters != 0;
+    }
+
+    void push_back(const Frame& f) {
+      if (count == ring.size()) grow();
+      std::size_t tail = head + count;
+      if (tail >= ring.size()) tail -= ring.size();
+      ring[tail] = f;
+      ++count;
+      bytes += f.size();
+      ++accepted_frames;
+    }
+
+    Frame pop_front() noexcept {
+      Frame f = std::move(ring[head]);
+      if (++head == ring.size()) head = 0;
+      --count;
+      bytes -= f.size();
+      ++taken_frames;
+      if (count == 0) head = 0;
+      return f;
+    }
+
+    void drop_front() noexcept {
+      Frame f = pop_front();
+      --taken_frames;
+      ++dropped_frames;
+      dropped_bytes += f.size();
+    }
+
+    std::size_t take_all(std::vector<Frame>& out) {
+      const std::size_t n = count;
+      out.reserve(out.size() + n);
+      while (count != 0) out.push_back(pop_front());
+      return n;
+    }
+
+    void grow() {
+      std::size_t cap = ring.empty() ? 8 : ring.size() * 2;
+      if (options.max_frames != 0 && cap > options.max_frames)
+        cap = std::max(options.max_frames, count + 1);
+      std::vector<Frame> next(cap);
+      for (std::size_t i = 0; i < count; ++i) {
+        std::size_t at = head + i;
+        if (at >= ring.size()) at -= ring.size();
+        next[i] = std::move(ring[at]);
+      }
+      ring.swap(next);
+      head = 0;
+    }
+
+    /// Waits until a frame is queued or the mailbox is closed; false on timeout or closed+empty.
+    template <class Rep, class Period>
+    bool wait(std::unique_lock<std::mutex>& lock, std::chrono::duration<Rep, Period> timeout) {
+      if (count == 0 && !closed) {
+        ++waiters;
+        cv.wait_for(lock, timeout, [this] { return count != 0 || closed; });
+        --waiters;
+      }
+      return count != 0;
+    }
+  };
+
+  std::shared_ptr<State> state_;
+};
+
+static_assert(is_sink_v<Mailbox>, "Mailbox must be a Sink");
+
+SSEPP_END_NAMESPACE

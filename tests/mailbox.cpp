@@ -1,0 +1,277 @@
+#include <ssepp/mailbox.hpp>
+
+#include "support/catch.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using ssepp::Frame;
+using ssepp::Mailbox;
+using ssepp::MailboxOptions;
+using ssepp::Overflow;
+
+namespace {
+Frame frame_of(std::size_t n, char c = 'x') { return Frame(std::string(n, c)); }
+
+std::vector<std::string> drain(Mailbox& box) {
+  std::vector<Frame> out;
+  box.take_all(out);
+  std::vector<std::string> s;
+  for (auto& f : out) s.emplace_back(f.view());
+  return s;
+}
+}  // namespace
+
+TEST_CASE("Mailbox queues shared frames in order") {
+  Mailbox box;
+  Frame a("a"), b("bb"), c("ccc");
+  CHECK(box.send(a));
+  CHECK(box.send(b));
+  CHECK(box.send(c));
+  CHECK(a.use_count() == 2);  // queued by reference count, not copied
+  auto st = box.stats();
+  CHECK(st.queued_frames == 3);
+  CHECK(st.queued_bytes == 6);
+  CHECK(st.accepted_frames == 3);
+  auto first = box.try_pop();
+  REQUIRE(first);
+  CHECK(first->view() == "a");
+  CHECK(first->data() == a.data());
+  CHECK(drain(box) == std::vector<std::string>{"bb", "ccc"});
+  CHECK_FALSE(box.try_pop());
+  st = box.stats();
+  CHECK(st.queued_frames == 0);
+  CHECK(st.queued_bytes == 0);
+  CHECK(st.taken_frames == 3);
+}
+
+TEST_CASE("Mailbox copies share one queue") {
+  Mailbox box;
+  Mailbox other = box;
+  CHECK(other == box);
+  CHECK(other != Mailbox());
+  other.send(Frame("x"));
+  CHECK(box.stats().queued_frames == 1);
+  box.close();
+  CHECK(other.closed());
+  CHECK_FALSE(other.send(Frame("y")));
+}
+
+TEST_CASE("Mailbox ignores empty frames") {
+  Mailbox box;
+  CHECK(box.send(Frame()));
+  CHECK(box.stats().queued_frames == 0);
+}
+
+TEST_CASE("Mailbox keeps order across ring growth and wrap-around") {
+  Mailbox box(MailboxOptions{1000, 0, Overflow::close});
+  int next_in = 0, next_out = 0;
+  for (int round = 0; round < 50; ++round) {
+    for (int i = 0; i < 7 + round % 13; ++i) REQUIRE(box.send(Frame(std::to_string(next_in++))));
+    for (int i = 0; i < 5 + round % 11; ++i) {
+      auto f = box.try_pop();
+      if (!f) break;
+      REQUIRE(f->view() == std::to_string(next_out++));
+    }
+  }
+  for (auto& s : drain(box)) REQUIRE(s == std::to_string(next_out++));
+  CHECK(next_out == next_in);
+}
+
+TEST_CASE("Overflow::close: a frame that does not fit closes the mailbox") {
+  SECTION("bounded in frames") {
+    Mailbox box(MailboxOptions{2, 0, Overflow::close});
+    CHECK(box.send(Frame("1")));
+    CHECK(box.send(Frame("2")));
+    CHECK_FALSE(box.send(Frame("3")));
+    CHECK(box.closed());
+    auto st = box.stats();
+    CHECK(st.overflowed);
+    CHECK(st.dropped_frames == 0);
+    CHECK_FALSE(box.send(Frame("4")));
+    // What was queued can still be written before the connection ends.
+    CHECK(drain(box) == std::vector<std::string>{"1", "2"});
+  }
+  SECTION("bounded in bytes") {
+    Mailbox box(MailboxOptions{0, 10, Overflow::close});
+    CHECK(box.send(frame_of(6)));
+    CHECK(box.send(frame_of(4)));
+    CHECK_FALSE(box.send(frame_of(1)));
+    CHECK(box.stats().overflowed);
+  }
+}
+
+TEST_CASE("Overflow::drop_oldest: evicts the oldest frames until the new one fits, counted") {
+  SECTION("bounded in frames") {
+    Mailbox box(MailboxOptions{3, 0, Overflow::drop_oldest});
+    for (int i = 1; i <= 5; ++i) CHECK(box.send(Frame(std::to_string(i))));
+    CHECK_FALSE(box.closed());
+    auto st = box.stats();
+    CHECK(st.dropped_frames == 2);
+    CHECK(st.dropped_bytes == 2);
+    CHECK(drain(box) == std::vector<std::string>{"3", "4", "5"});
+  }
+  SECTION("bounded in bytes") {
+    Mailbox box(MailboxOptions{0, 10, Overflow::drop_oldest});
+    CHECK(box.send(frame_of(4, 'a')));
+    CHECK(box.send(frame_of(4, 'b')));
+    CHECK(box.send(frame_of(5, 'c')));  // 8 + 5 > 10: the oldest (4 bytes) goes, 9 fit
+    auto st = box.stats();
+    CHECK(st.dropped_frames == 1);
+    CHECK(st.queued_bytes == 9);
+    CHECK(drain(box) == std::vector<std::string>{"bbbb", "ccccc"});
+  }
+  SECTION("a frame larger than the byte bound is dropped itself") {
+    Mailbox box(MailboxOptions{0, 10, Overflow::drop_oldest});
+    CHECK(box.send(frame_of(3)));
+    CHECK(box.send(frame_of(11)));
+    auto st = box.stats();
+    CHECK(st.dropped_frames == 1);
+    CHECK(st.dropped_bytes == 11);
+    CHECK(st.queued_frames == 1);
+  }
+}
+
+TEST_CASE("Mailbox::pop waits for a frame, times out, and is woken by close") {
+  Mailbox box;
+  SECTION("timeout") {
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(box.pop(20ms));
+    CHECK(std::chrono::steady_clock::now() - t0 >= 20ms);
+    CHECK_FALSE(box.closed());
+  }
+  SECTION("a frame sent from another thread") {
+    std::thread producer([box]() mutable { box.send(Frame("hello")); });
+    auto f = box.pop(60s);
+    producer.join();
+    REQUIRE(f);
+    CHECK(f->view() == "hello");
+  }
+  SECTION("close wakes a blocked pop long before its timeout") {
+    auto t0 = std::chrono::steady_clock::now();
+    std::thread closer([box]() mutable { box.close(); });
+    CHECK_FALSE(box.pop(60s));
+    closer.join();
+    CHECK(std::chrono::steady_clock::now() - t0 < 30s);
+    CHECK(box.closed());
+  }
+  SECTION("after close, queued frames are still handed out, then nullopt") {
+    box.send(Frame("last"));
+    box.close();
+    auto f = box.pop(60s);
+    REQUIRE(f);
+    CHECK(f->view() == "last");
+    CHECK_FALSE(box.pop(60s));
+  }
+}
+
+TEST_CASE("Mailbox::take_all with a timeout batches what is queued") {
+  Mailbox box;
+  std::vector<Frame> out;
+  CHECK(box.take_all(out, 10ms) == 0);
+  box.send(Frame("a"));
+  box.send(Frame("b"));
+  CHECK(box.take_all(out, 60s) == 2);
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].view() == "b");
+  std::thread closer([box]() mutable { box.close(); });
+  CHECK(box.take_all(out, 60s) == 0);
+  closer.join();
+  CHECK(box.closed());
+}
+
+TEST_CASE("on_wake fires on the empty to non-empty transition and on close, without the lock") {
+  Mailbox box;
+  int wakes = 0;
+  std::vector<Frame> batch;
+  // Taking frames from inside the callback would deadlock if the lock were held.
+  box.on_wake([&] {
+    ++wakes;
+    box.take_all(batch);
+  });
+  box.send(Frame("1"));
+  CHECK(wakes == 1);
+  CHECK(batch.size() == 1);  // taken in the callback: the queue is empty again
+  box.send(Frame("2"));
+  CHECK(wakes == 2);
+
+  // Without taking, the queue stays non-empty: one wake-up per batch.
+  box.on_wake([&] { ++wakes; });
+  box.send(Frame("3"));
+  box.send(Frame("4"));
+  box.send(Frame("5"));
+  CHECK(wakes == 3);
+  CHECK(box.stats().queued_frames == 3);
+  box.close();
+  CHECK(wakes == 4);
+  box.close();  // idempotent: no second wake
+  CHECK(wakes == 4);
+}
+
+TEST_CASE("on_wake set while frames are queued fires at once") {
+  Mailbox box;
+  box.send(Frame("x"));
+  int wakes = 0;
+  box.on_wake([&] { ++wakes; });
+  CHECK(wakes == 1);
+  box.send(Frame("y"));  // still non-empty: no new wake
+  CHECK(wakes == 1);
+}
+
+TEST_CASE("overflow closing a mailbox wakes its event loop") {
+  Mailbox box(MailboxOptions{1, 0, Overflow::close});
+  int wakes = 0;
+  box.on_wake([&] { ++wakes; });
+  box.send(Frame("a"));
+  CHECK(wakes == 1);
+  CHECK_FALSE(box.send(Frame("b")));
+  CHECK(wakes == 2);
+}
+
+TEST_CASE("Mailbox under concurrent producers keeps each producer's order") {
+  Mailbox box(MailboxOptions{0, 0, Overflow::close});
+  constexpr int producers = 4, per = 2000;
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p)
+    threads.emplace_back([box, p]() mutable {
+      for (int i = 0; i < per; ++i) box.send(Frame(std::to_string(p) + ":" + std::to_string(i)));
+    });
+  std::vector<int> next(producers, 0);
+  int received = 0;
+  std::vector<Frame> batch;
+  while (received < producers * per) {
+    batch.clear();
+    box.take_all(batch, 60s);
+    for (auto& f : batch) {
+      auto s = std::string(f.view());
+      auto colon = s.find(':');
+      int p = std::stoi(s.substr(0, colon));
+      int i = std::stoi(s.substr(colon + 1));
+      REQUIRE(i == next[static_cast<std::size_t>(p)]);
+      ++next[static_cast<std::size_t>(p)];
+      ++received;
+    }
+  }
+  for (auto& t : threads) t.join();
+  CHECK(box.stats().accepted_frames == producers * per);
+}
+
+TEST_CASE("one consumer per frame with several blocked poppers") {
+  Mailbox box;
+  std::atomic<int> got{0};
+  std::vector<std::thread> poppers;
+  for (int i = 0; i < 3; ++i)
+    poppers.emplace_back([box, &got]() mutable {
+      while (box.pop(60s)) ++got;
+    });
+  for (int i = 0; i < 300; ++i) box.send(Frame("f"));
+  // Wait (on a condition, not a sleep) until every frame has been taken, then release them all.
+  while (box.stats().taken_frames < 300) std::this_thread::yield();
+  box.close();
+  for (auto& t : poppers) t.join();
+  CHECK(got == 300);
+}
