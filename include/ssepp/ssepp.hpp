@@ -8,3 +8,7 @@
 #include <ssepp/event.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/parser.hpp>
+#include <ssepp/sink.hpp>
+#include <ssepp/mailbox.hpp>
+#include <ssepp/history.hpp>
+#include <ssepp/broadcaster.hpp>
