@@ -95,7 +95,7 @@ concept ParserHandler = is_parser_handler_v<H>;
 /// as a view into the chunk with no copy; no allocation per event once the reused buffers have
 /// grown. Memory: at most `max_event + 4 * max_line` bytes of buffers (`max_event + 13 *
 /// max_line` with `Utf8::replace`, whose output may be 3 times its input). Not thread-safe; one
-/// parser per stream.
+/// parser per stream. A handler may call `reset()` but not feed the parser it is called from.
 class Parser {
  public:
   /// A parser at the start of a stream.

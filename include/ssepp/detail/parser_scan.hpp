@@ -12,11 +12,16 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+// SSE2 where the target has it (every x86-64); define SSEPP_PARSER_SSE2 0 to use the portable form.
+#if !defined(SSEPP_PARSER_SSE2)
+#  if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+#    define SSEPP_PARSER_SSE2 1
+#  else
+#    define SSEPP_PARSER_SSE2 0
+#  endif
+#endif
+#if SSEPP_PARSER_SSE2
 #  include <emmintrin.h>
-#  define SSEPP_PARSER_SSE2 1
-#else
-#  define SSEPP_PARSER_SSE2 0
 #endif
 #if defined(_MSC_VER) && !defined(__clang__)
 #  include <intrin.h>
