@@ -3,6 +3,7 @@
 
 #include <ssepp/config.hpp>
 #include <ssepp/detail/broadcaster_delivery.hpp>
+#include <ssepp/detail/broadcaster_registry.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/error.hpp>
 #include <ssepp/event.hpp>
@@ -169,7 +170,8 @@ struct BroadcasterStats {
 ///
 /// Cost of a send: one encode and one allocation for the frame, a hash lookup per target part,
 /// then one pointer copy and one `sink.send` per recipient; no allocation per recipient.
-/// Memory: about 100 bytes per client plus 16 per pool or channel membership (see README).
+/// Memory: a 72-byte record per client (with a pointer-sized sink) plus 12 bytes per pool or
+/// channel membership, and the shared registries (see README for measured figures).
 template <class S>
 class Broadcaster {
   static_assert(detail::check_sink<S>(), "ssepp::Broadcaster<S>: S must model ssepp::Sink");
@@ -361,7 +363,7 @@ class Broadcaster {
     auto it = clients_.find(id);
     if (it == clients_.end()) return errc::unknown_client;
     if (channel_index_locked(it->second, channel) == npos)
-      add_member_locked(it->second, channels_, std::string(channel), true);
+      add_member_locked(it->second, channels_, std::string(channel));
     return {};
   }
 
@@ -374,9 +376,8 @@ class Broadcaster {
     Client& c = it->second;
     std::size_t k = channel_index_locked(c, channel);
     if (k == npos) return {};
-    remove_member_locked(c.groups[k]);
-    c.groups[k] = c.groups.back();
-    c.groups.pop_back();
+    remove_member_locked(c.groups[k], true);
+    c.remove_group(k);
     return {};
   }
 
@@ -519,31 +520,71 @@ class Broadcaster {
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
   struct Client;
-  /// A pool or channel: its members, and its name (the key of its map node).
+  /// A pool or channel: its members, and its name (the key of its map node). 24 bytes.
   struct Group {
-    std::vector<Client*> members;
+    detail::InlineOneVector<Client*> members;
     const std::string* name = nullptr;
   };
-  /// A client's place in a group: `group->members[index] == client`.
+  /// A client's place in a group: `group()->members[index] == client`. 12 bytes (the pointer
+  /// kept as two 32-bit halves); whether the group is a channel follows from the position in the
+  /// client's array (pools first).
   struct Membership {
-    Group* group;
-    std::uint32_t index;
-    bool channel;
+    Membership() = default;
+    Membership(Group* g, std::uint32_t i) noexcept : index(i) { set_group(g); }
+    Group* group() const noexcept {
+      auto v = static_cast<std::uintptr_t>(lo);
+      if constexpr (sizeof(std::uintptr_t) > 4) v |= static_cast<std::uintptr_t>(hi) << 16 << 16;
+      return reinterpret_cast<Group*>(v);
+    }
+    void set_group(Group* g) noexcept {
+      auto v = reinterpret_cast<std::uintptr_t>(g);
+      lo = static_cast<std::uint32_t>(v);
+      hi = sizeof(std::uintptr_t) > 4 ? static_cast<std::uint32_t>(v >> 16 >> 16) : 0;
+    }
+    std::uint32_t lo = 0;
+    std::uint32_t hi = 0;
+    std::uint32_t index = 0;
   };
-  /// One connection. `sink`, `written` and `last_activity` belong to the delivery lock holder;
-  /// the rest to the registry lock.
+  /// One connection: 48 bytes plus the sink. `sink`, `written` and `last_activity` belong to the
+  /// delivery lock holder; the rest to the registry lock. Memberships live in one exact-size
+  /// array: pools (the user pool first), then channels.
   struct Client {
     Client(S&& s, ClientId i) : sink(std::move(s)), id(i) {}
+    ~Client() { delete[] groups; }
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
     S sink;
     ClientId id;
-    std::uint64_t epoch = 0;             // dedupe stamp of the last multi-part send
-    Clock::time_point last_activity{};   // last write as of the previous tick
-    std::vector<Membership> groups;      // pools (the user pool first), then channels
-    std::uint32_t all_index = 0;         // position in all_
+    Clock::time_point last_activity{};  // last write as of the previous tick
+    Membership* groups = nullptr;
+    std::uint32_t group_count = 0;
+    std::uint32_t group_cap = 0;
     std::uint32_t pool_count = 0;
+    std::uint32_t epoch = 0;      // dedupe stamp of the last multi-part send
+    std::uint32_t all_index = 0;  // position in all_
     bool has_user = false;
     bool removed = false;
-    bool written = false;                // written since the last tick
+    bool written = false;  // written since the last tick
+
+    Membership* begin() noexcept { return groups; }
+    Membership* end() noexcept { return groups + group_count; }
+    const Membership* begin() const noexcept { return groups; }
+    const Membership* end() const noexcept { return groups + group_count; }
+
+    void reserve_groups(std::size_t n) {
+      if (n <= group_cap) return;
+      auto* block = new Membership[n];
+      for (std::uint32_t k = 0; k < group_count; ++k) block[k] = groups[k];
+      delete[] groups;
+      groups = block;
+      group_cap = static_cast<std::uint32_t>(n);
+    }
+    void add_group(const Membership& m) {
+      if (group_count == group_cap) reserve_groups(group_cap + (group_cap < 4 ? 2 : group_cap / 2));
+      groups[group_count++] = m;
+    }
+    void remove_group(std::size_t k) noexcept { groups[k] = groups[--group_count]; }
   };
   using ClientMap = std::unordered_map<ClientId, Client>;
   using GroupMap = std::unordered_map<std::string, Group>;
@@ -701,7 +742,11 @@ class Broadcaster {
       }
       return false;
     }
-    const std::uint64_t stamp = ++epoch_;
+    if (++epoch_ == 0) {  // wrapped: forget every old stamp
+      for (Client* c : all_) c->epoch = 0;
+      epoch_ = 1;
+    }
+    const std::uint32_t stamp = epoch_;
     auto add = [&](Client* c) {
       if (c->epoch != stamp) {
         c->epoch = stamp;
@@ -794,47 +839,47 @@ class Broadcaster {
     Client& c = clients_.try_emplace(id, std::move(sink), id).first->second;
     c.last_activity = now;
     c.has_user = names.has_user;
-    c.groups.reserve(names.pools.size() + names.channels.size());
-    for (std::string& p : names.pools) add_member_locked(c, pools_, std::move(p), false);
-    c.pool_count = static_cast<std::uint32_t>(c.groups.size());
-    for (std::string& ch : names.channels) add_member_locked(c, channels_, std::move(ch), true);
+    c.reserve_groups(names.pools.size() + names.channels.size());
+    for (std::string& p : names.pools) add_member_locked(c, pools_, std::move(p));
+    c.pool_count = c.group_count;
+    for (std::string& ch : names.channels) add_member_locked(c, channels_, std::move(ch));
     c.all_index = static_cast<std::uint32_t>(all_.size());
     all_.push_back(&c);
   }
 
-  void add_member_locked(Client& c, GroupMap& map, std::string name, bool channel) {
+  void add_member_locked(Client& c, GroupMap& map, std::string name) {
     auto [it, fresh] = map.try_emplace(std::move(name));
     Group& g = it->second;
     if (fresh) g.name = &it->first;
-    c.groups.push_back(Membership{&g, static_cast<std::uint32_t>(g.members.size()), channel});
+    c.add_group(Membership(&g, static_cast<std::uint32_t>(g.members.size())));
     g.members.push_back(&c);
   }
 
   /// Takes the membership's client out of its group; erases the group when it empties.
-  void remove_member_locked(const Membership& m) {
-    Group& g = *m.group;
+  void remove_member_locked(const Membership& m, bool channel) {
+    Group& g = *m.group();
     Client* last = g.members.back();
     if (m.index + 1 != g.members.size()) {
       g.members[m.index] = last;
-      for (Membership& lm : last->groups)
-        if (lm.group == &g) {
+      for (Membership& lm : *last)
+        if (lm.group() == &g) {
           lm.index = m.index;
           break;
         }
     }
     g.members.pop_back();
     if (g.members.empty()) {
-      GroupMap& map = m.channel ? channels_ : pools_;
+      GroupMap& map = channel ? channels_ : pools_;
       map.erase(map.find(*g.name));
     } else {
-      shrink(g.members);
+      g.members.shrink();
     }
   }
 
   /// Takes a client out of every registry (its record stays alive until freed).
   void unlink_locked(Client& c) {
-    for (const Membership& m : c.groups) remove_member_locked(m);
-    c.groups.clear();
+    for (std::uint32_t k = 0; k < c.group_count; ++k) remove_member_locked(c.groups[k], k >= c.pool_count);
+    c.group_count = 0;
     Client* last = all_.back();
     all_[c.all_index] = last;
     last->all_index = c.all_index;
@@ -849,16 +894,16 @@ class Broadcaster {
   }
 
   std::size_t channel_index_locked(const Client& c, std::string_view channel) const noexcept {
-    for (std::size_t k = c.pool_count; k < c.groups.size(); ++k)
-      if (*c.groups[k].group->name == channel) return k;
+    for (std::size_t k = c.pool_count; k < c.group_count; ++k)
+      if (*c.groups[k].group()->name == channel) return k;
     return npos;
   }
 
   ClientInfo info_locked(const Client& c) const {
     ClientInfo info;
     info.id = c.id;
-    for (std::size_t k = 0; k < c.groups.size(); ++k) {
-      const std::string& name = *c.groups[k].group->name;
+    for (std::size_t k = 0; k < c.group_count; ++k) {
+      const std::string& name = *c.groups[k].group()->name;
       if (k == 0 && c.has_user) info.user = name.substr(5);
       else if (k < c.pool_count) info.pools.push_back(name);
       else info.channels.push_back(name);
@@ -886,7 +931,7 @@ class Broadcaster {
   GroupMap channels_;
   std::vector<Client*> all_;
   History history_;
-  std::uint64_t epoch_ = 0;
+  std::uint32_t epoch_ = 0;
   Clock::time_point now_;
   Clock::time_point last_tick_;
   std::shared_ptr<const Authorizer> authorizer_;
