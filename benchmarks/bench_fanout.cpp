@@ -1,0 +1,409 @@
+// ssepp-bench fanout [--quick]: one event fanned out to 1k / 10k / 100k in-memory clients by
+// Broadcaster, with no-op sinks and with Mailbox sinks, beside the classic naive design (a
+// std::map of clients under one mutex, the event encoded again for every client) in the same run.
+// Also: heap allocations and bytes per recipient, and heap bytes per idle client.
+//
+// Allocations are counted by the global operator new below (relaxed atomic counters, always on;
+// other subcommands only pay the increments).
+#include <ssepp/broadcaster.hpp>
+#include <ssepp/mailbox.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#if __has_include(<malloc.h>)
+#  include <malloc.h>
+#  define SSEPP_BENCH_USABLE_SIZE 1
+#else
+#  define SSEPP_BENCH_USABLE_SIZE 0
+#endif
+
+#include "bench.hpp"
+
+// ---- allocation counting ----------------------------------------------------------------------
+
+namespace {
+std::atomic<std::uint64_t> g_allocations{0};
+std::atomic<std::uint64_t> g_requested_bytes{0};
+std::atomic<std::int64_t> g_live_bytes{0};  // malloc usable size of live blocks
+
+inline std::size_t usable(void* p) noexcept {
+#if SSEPP_BENCH_USABLE_SIZE
+  return malloc_usable_size(p);
+#else
+  (void)p;
+  return 0;
+#endif
+}
+
+inline void* counted_alloc(std::size_t n) noexcept {
+  void* p = std::malloc(n == 0 ? 1 : n);
+  if (p) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    g_requested_bytes.fetch_add(n, std::memory_order_relaxed);
+    g_live_bytes.fetch_add(static_cast<std::int64_t>(usable(p)), std::memory_order_relaxed);
+  }
+  return p;
+}
+
+inline void counted_free(void* p) noexcept {
+  if (!p) return;
+  g_live_bytes.fetch_sub(static_cast<std::int64_t>(usable(p)), std::memory_order_relaxed);
+  std::free(p);
+}
+
+struct HeapCount {
+  std::uint64_t allocations = 0;
+  std::uint64_t bytes = 0;
+  static HeapCount now() {
+    return {g_allocations.load(std::memory_order_relaxed),
+            g_requested_bytes.load(std::memory_order_relaxed)};
+  }
+  HeapCount operator-(const HeapCount& o) const { return {allocations - o.allocations, bytes - o.bytes}; }
+};
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (void* p = counted_alloc(n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
+void operator delete(void* p) noexcept { counted_free(p); }
+void operator delete(void* p, std::size_t) noexcept { counted_free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { counted_free(p); }
+
+// ---- the contenders ---------------------------------------------------------------------------
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// A sink that does nothing but look at the frame: what the broadcaster itself costs.
+struct NoopSink {
+  void* connection = nullptr;
+  bool send(const ssepp::Frame& f) {
+    bench::do_not_optimize(connection);
+    bench::do_not_optimize(f.data());
+    return true;
+  }
+};
+
+/// The naive no-op connection: takes the bytes of one client's copy of the event.
+struct NaiveNoop {
+  void* connection = nullptr;
+  bool write(const std::string& bytes) {
+    bench::do_not_optimize(connection);
+    bench::do_not_optimize(bytes.data());
+    return true;
+  }
+};
+
+/// The naive queued connection: a locked queue of strings per client (the classic blog's
+/// "one queue per response" writer).
+struct NaiveQueue {
+  struct State {
+    std::mutex mutex;
+    std::deque<std::string> queue;
+  };
+  std::shared_ptr<State> state = std::make_shared<State>();
+  bool write(std::string bytes) {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->queue.push_back(std::move(bytes));
+    return true;
+  }
+  std::size_t drain() {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    std::size_t n = state->queue.size();
+    state->queue.clear();
+    return n;
+  }
+};
+
+/// The classic design: a map of clients under one mutex; each broadcast numbers the event and
+/// encodes it again for every client.
+template <class Conn>
+class NaiveHub {
+ public:
+  std::uint64_t connect(Conn c) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    clients_.emplace(next_client_, std::move(c));
+    return next_client_++;
+  }
+  std::size_t broadcast(ssepp::Event ev) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ev.id = std::to_string(next_event_++);
+    std::size_t n = 0;
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      if (it->second.write(ssepp::encode(ev))) {
+        ++n;
+        ++it;
+      } else {
+        it = clients_.erase(it);
+      }
+    }
+    return n;
+  }
+  std::map<std::uint64_t, Conn>& clients() { return clients_; }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::uint64_t, Conn> clients_;
+  std::uint64_t next_client_ = 1;
+  std::uint64_t next_event_ = 1;
+};
+
+ssepp::Event price_event() {
+  return ssepp::Event{}.with_type("price").with_data(
+      R"({"symbol":"ACME","price":123.45,"change":-0.37,"volume":120034,"ts":1700000000123})");
+}
+
+std::string label(std::size_t n) { return n >= 1000 ? std::to_string(n / 1000) + "k" : std::to_string(n); }
+
+struct Plan {
+  int runs;
+  std::size_t ours_deliveries;   // per run
+  std::size_t naive_deliveries;  // per run (the naive design is much slower)
+};
+
+std::size_t sends_for(std::size_t deliveries, std::size_t clients) {
+  return std::max<std::size_t>(3, deliveries / clients);
+}
+
+// ---- no-op sinks ------------------------------------------------------------------------------
+
+/// Deliveries per second to n no-op sinks.
+double ours_noop_rate(std::size_t n, const Plan& plan) {
+  ssepp::Broadcaster<NoopSink> hub({}, Clock::now());
+  const ssepp::Event ev = price_event();
+  for (int i = 0; i < 1100; ++i) hub.broadcast(ev);  // history ring at its steady size
+  for (std::size_t i = 0; i < n; ++i) hub.connect(NoopSink{&hub}, {}, Clock::now());
+  hub.broadcast(ev);
+  const std::size_t sends = sends_for(plan.ours_deliveries, n);
+  double s = bench::median_seconds(plan.runs, [&] {
+    for (std::size_t i = 0; i < sends; ++i) bench::do_not_optimize(hub.broadcast(ev).delivered);
+  });
+  return static_cast<double>(sends * n) / s;
+}
+
+double naive_noop_rate(std::size_t n, const Plan& plan) {
+  NaiveHub<NaiveNoop> hub;
+  const ssepp::Event ev = price_event();
+  for (std::size_t i = 0; i < n; ++i) hub.connect(NaiveNoop{&hub});
+  const std::size_t sends = sends_for(plan.naive_deliveries, n);
+  double s = bench::median_seconds(plan.runs, [&] {
+    for (std::size_t i = 0; i < sends; ++i) bench::do_not_optimize(hub.broadcast(ev));
+  });
+  return static_cast<double>(sends * n) / s;
+}
+
+/// Heap allocations and bytes of one send to n no-op sinks, averaged over `sends`.
+template <class Send>
+std::pair<double, double> per_send_heap(std::size_t sends, Send&& send) {
+  HeapCount before = HeapCount::now();
+  for (std::size_t i = 0; i < sends; ++i) send();
+  HeapCount d = HeapCount::now() - before;
+  return {static_cast<double>(d.allocations) / static_cast<double>(sends),
+          static_cast<double>(d.bytes) / static_cast<double>(sends)};
+}
+
+std::pair<double, double> ours_noop_heap(std::size_t n) {
+  ssepp::Broadcaster<NoopSink> hub({}, Clock::now());
+  const ssepp::Event ev = price_event();
+  for (int i = 0; i < 1100; ++i) hub.broadcast(ev);
+  for (std::size_t i = 0; i < n; ++i) hub.connect(NoopSink{&hub}, {}, Clock::now());
+  hub.broadcast(ev);
+  return per_send_heap(20, [&] { hub.broadcast(ev); });
+}
+
+std::pair<double, double> naive_noop_heap(std::size_t n) {
+  NaiveHub<NaiveNoop> hub;
+  const ssepp::Event ev = price_event();
+  for (std::size_t i = 0; i < n; ++i) hub.connect(NaiveNoop{&hub});
+  hub.broadcast(ev);
+  return per_send_heap(5, [&] { hub.broadcast(ev); });
+}
+
+// ---- Mailbox sinks ----------------------------------------------------------------------------
+
+struct MailboxFarm {
+  ssepp::Broadcaster<ssepp::Mailbox> hub{{}, Clock::now()};
+  std::vector<ssepp::Mailbox> boxes;
+  std::vector<ssepp::Frame> out;
+  explicit MailboxFarm(std::size_t n) {
+    const ssepp::Event ev = price_event();
+    for (int i = 0; i < 1100; ++i) hub.broadcast(ev);
+    boxes.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      boxes.emplace_back();
+      hub.connect(boxes.back(), {}, Clock::now());
+    }
+    for (int i = 0; i < 3; ++i) hub.broadcast(ev);  // every ring allocated
+    drain();
+  }
+  void drain() {
+    for (auto& b : boxes) {
+      out.clear();
+      b.take_all(out);
+    }
+    out.clear();
+  }
+};
+
+/// Deliveries per second into n Mailboxes (sends timed; the writers' draining is not).
+double ours_mailbox_rate(std::size_t n, const Plan& plan) {
+  MailboxFarm farm(n);
+  const ssepp::Event ev = price_event();
+  const std::size_t sends = sends_for(plan.ours_deliveries, n);
+  std::vector<double> times;
+  for (int r = 0; r < plan.runs; ++r) {
+    double t = 0;
+    for (std::size_t done = 0; done < sends;) {
+      std::size_t batch = std::min<std::size_t>(500, sends - done);
+      auto a = Clock::now();
+      for (std::size_t i = 0; i < batch; ++i) bench::do_not_optimize(farm.hub.broadcast(ev).delivered);
+      t += std::chrono::duration<double>(Clock::now() - a).count();
+      farm.drain();
+      done += batch;
+    }
+    times.push_back(t);
+  }
+  std::sort(times.begin(), times.end());
+  return static_cast<double>(sends * n) / times[times.size() / 2];
+}
+
+double naive_mailbox_rate(std::size_t n, const Plan& plan) {
+  NaiveHub<NaiveQueue> hub;
+  const ssepp::Event ev = price_event();
+  for (std::size_t i = 0; i < n; ++i) hub.connect(NaiveQueue{});
+  const std::size_t sends = sends_for(plan.naive_deliveries, n);
+  std::vector<double> times;
+  for (int r = 0; r < plan.runs; ++r) {
+    double t = 0;
+    for (std::size_t done = 0; done < sends;) {
+      std::size_t batch = std::min<std::size_t>(500, sends - done);
+      auto a = Clock::now();
+      for (std::size_t i = 0; i < batch; ++i) bench::do_not_optimize(hub.broadcast(ev));
+      t += std::chrono::duration<double>(Clock::now() - a).count();
+      for (auto& kv : hub.clients()) kv.second.drain();
+      done += batch;
+    }
+    times.push_back(t);
+  }
+  std::sort(times.begin(), times.end());
+  return static_cast<double>(sends * n) / times[times.size() / 2];
+}
+
+/// Heap cost of one send into n Mailboxes that their writers keep draining (steady state); the
+/// draining is not counted.
+std::pair<double, double> ours_mailbox_heap(std::size_t n) {
+  MailboxFarm farm(n);
+  const ssepp::Event ev = price_event();
+  HeapCount total;
+  constexpr std::size_t sends = 10;
+  for (std::size_t i = 0; i < sends; ++i) {
+    HeapCount before = HeapCount::now();
+    farm.hub.broadcast(ev);
+    HeapCount d = HeapCount::now() - before;
+    total.allocations += d.allocations;
+    total.bytes += d.bytes;
+    farm.drain();
+  }
+  return {static_cast<double>(total.allocations) / sends, static_cast<double>(total.bytes) / sends};
+}
+
+// ---- memory per idle client -------------------------------------------------------------------
+
+std::int64_t live_bytes() { return g_live_bytes.load(std::memory_order_relaxed); }
+
+/// Live heap bytes the broadcaster holds per idle client (no-op sinks: the sink's own state is
+/// not the broadcaster's). `detailed`: a user of its own, two shared pools and one channel.
+double idle_bytes_per_client(std::size_t n, bool detailed) {
+  auto hub = std::make_unique<ssepp::Broadcaster<NoopSink>>(ssepp::BroadcasterOptions{}, Clock::now());
+  const std::int64_t before = live_bytes();
+  for (std::size_t i = 0; i < n; ++i) {
+    ssepp::ConnectOptions o;
+    if (detailed) {
+      o.user = "u" + std::to_string(1000000 + i);
+      o.pools = {"tenant:" + std::to_string(i % 100), "role:member"};
+      o.channels = {"room:" + std::to_string(i % 1000)};
+    } else {
+      o.pools = {"tenant:acme"};
+    }
+    hub->connect(NoopSink{nullptr}, std::move(o), Clock::now());
+  }
+  hub->broadcast(price_event());  // the reused recipient snapshot is part of the cost
+  const std::int64_t after = live_bytes();
+  return static_cast<double>(after - before) / static_cast<double>(n);
+}
+
+double naive_idle_bytes_per_client(std::size_t n) {
+  NaiveHub<NaiveNoop> hub;
+  const std::int64_t before = live_bytes();
+  for (std::size_t i = 0; i < n; ++i) hub.connect(NaiveNoop{&hub});
+  return static_cast<double>(live_bytes() - before) / static_cast<double>(n);
+}
+
+double mailbox_idle_bytes(std::size_t n) {
+  std::vector<ssepp::Mailbox> boxes;
+  boxes.reserve(n);
+  const std::int64_t before = live_bytes();
+  for (std::size_t i = 0; i < n; ++i) boxes.emplace_back();
+  return static_cast<double>(live_bytes() - before) / static_cast<double>(n);
+}
+
+int run(const bench::Args& args) {
+  const bool quick = bench::has_flag(args, "--quick");
+  const Plan plan = quick ? Plan{3, 2'000'000, 400'000} : Plan{5, 10'000'000, 2'000'000};
+  const std::vector<std::size_t> sizes = {1000, 10000, 100000};
+  const std::string naive = "naive: std::map of clients, encode per client";
+  const std::string naive_q = "naive: std::map of clients, encode per client, locked std::deque<std::string>";
+
+  // Marginal heap cost of one more recipient: (per-send at n - per-send at 1) / (n - 1).
+  const auto ours_one = ours_noop_heap(1);
+  const auto naive_one = naive_noop_heap(1);
+  const auto box_one = ours_mailbox_heap(1);
+  std::fprintf(stderr, "fanout: per send to one client: ssepp %.2f allocations / %.0f bytes, naive %.2f / %.0f\n",
+               ours_one.first, ours_one.second, naive_one.first, naive_one.second);
+
+  for (std::size_t n : sizes) {
+    const std::string l = label(n);
+    bench::print_figure("fanout/noop/" + l, ours_noop_rate(n, plan), "deliveries/s", naive,
+                        naive_noop_rate(n, plan));
+    const auto ours = ours_noop_heap(n);
+    const auto nv = naive_noop_heap(n);
+    const double dn = static_cast<double>(n - 1);
+    bench::print_figure("fanout/noop/" + l + "/allocs-per-recipient", (ours.first - ours_one.first) / dn,
+                        "allocations");
+    bench::print_figure("fanout/noop/" + l + "/alloc-bytes-per-recipient",
+                        (ours.second - ours_one.second) / dn, "bytes");
+    std::fprintf(stderr, "fanout: %s no-op: naive design allocates %.2f times, %.0f bytes per recipient\n",
+                 l.c_str(), (nv.first - naive_one.first) / dn, (nv.second - naive_one.second) / dn);
+
+    bench::print_figure("fanout/mailbox/" + l, ours_mailbox_rate(n, plan), "deliveries/s", naive_q,
+                        naive_mailbox_rate(n, plan));
+    const auto box = ours_mailbox_heap(n);
+    bench::print_figure("fanout/mailbox/" + l + "/allocs-per-recipient", (box.first - box_one.first) / dn,
+                        "allocations");
+  }
+
+  const std::size_t idle_n = quick ? 20000 : 100000;
+  bench::print_figure("fanout/idle-client-bytes/anonymous", idle_bytes_per_client(idle_n, false), "bytes");
+  bench::print_figure("fanout/idle-client-bytes/user-2-pools-1-channel", idle_bytes_per_client(idle_n, true),
+                      "bytes");
+  bench::print_figure("fanout/idle-mailbox-bytes", mailbox_idle_bytes(idle_n), "bytes");
+  std::fprintf(stderr, "fanout: naive design, bytes per idle client: %.0f\n", naive_idle_bytes_per_client(idle_n));
+  return 0;
+}
+
+bench::Register reg("fanout", "fanout [--quick]   Broadcaster fan-out to 1k/10k/100k no-op and Mailbox sinks vs a naive hub",
+                    run);
+
+}  // namespace
