@@ -202,21 +202,23 @@ class Mailbox {
   struct State {
     explicit State(MailboxOptions o) : options(o) {}
 
-    const MailboxOptions options;
+    // What `send` touches comes first, next to the mutex: fewer cache lines per delivery when a
+    // broadcast walks thousands of mailboxes.
     mutable std::mutex mutex;
-    std::condition_variable cv;
-    std::vector<Frame> ring;  // capacity grows by doubling up to max_frames
-    std::size_t head = 0;
     std::size_t count = 0;
     std::size_t bytes = 0;
+    std::size_t head = 0;
+    std::vector<Frame> ring;  // capacity grows by doubling up to max_frames
     std::size_t waiters = 0;
     std::uint64_t accepted_frames = 0;
+    std::shared_ptr<const std::function<void()>> wake;
+    bool closed = false;
+    bool overflowed = false;
+    const MailboxOptions options;
     std::uint64_t taken_frames = 0;
     std::uint64_t dropped_frames = 0;
     std::uint64_t dropped_bytes = 0;
-    bool closed = false;
-    bool overflowed = false;
-    std::shared_ptr<const std::function<void()>> wake;
+    std::condition_variable cv;
 
     bool fits(std::size_t n) const noexcept {
       return (options.max_frames == 0 || count < options.max_frames) &&
