@@ -1,0 +1,162 @@
+// The demo's application: sessions, streams, the HTTP API and the simulated feeds. It knows
+// nothing about sockets: server.cpp hands it requests and mailboxes, it hands back responses and
+// the first bytes of each stream.
+#pragma once
+
+#include <ssepp/broadcaster.hpp>
+#include <ssepp/http.hpp>
+#include <ssepp/mailbox.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace demo {
+
+using Clock = std::chrono::steady_clock;
+
+/// Command-line settings.
+struct Options {
+  std::string host = "127.0.0.1";
+  unsigned short port = 8080;
+  unsigned threads = 1;
+  std::size_t history = 1024;                // events kept for Last-Event-ID replay
+  std::chrono::seconds heartbeat{15};        // comment to connections idle this long
+  std::chrono::milliseconds retry{2000};     // reconnection hint sent to every stream
+  std::chrono::milliseconds ticker{1000};    // simulated price feed period (0: off)
+  std::size_t max_connections = 10000;       // sockets open at once (HTTP and streams)
+  std::size_t queue_frames = 1024;           // per stream, then the client is cut
+  std::size_t queue_bytes = 1u << 20;        // per stream, then the client is cut
+  std::chrono::seconds write_timeout{30};    // a write pending this long cuts the client
+  std::chrono::seconds request_timeout{30};  // to receive a whole request
+  std::size_t body_limit = 64 * 1024;
+  std::size_t header_limit = 8 * 1024;
+  std::vector<std::string> cors_origins;  // --cors ORIGIN (repeatable), "*" for any
+  std::optional<std::string> redis;       // --redis HOST:PORT
+};
+
+/// A request as the HTTP layer parsed it; views into its buffers.
+struct Request {
+  std::string_view method;
+  std::string_view target;
+  std::string_view body;
+  std::string_view cookie;
+  std::string_view authorization;
+  std::string_view origin;
+  std::optional<std::string_view> last_event_id;
+  bool preflight = false;  // OPTIONS with Access-Control-Request-Method
+  unsigned version = 11;
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+/// A complete response.
+struct Response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  Headers headers;
+};
+
+/// What a stream starts with: its headers and the first body bytes (preamble and the
+/// `connected` event), written before any queued frame.
+struct StreamStart {
+  ssepp::ClientId client = 0;
+  Headers headers;
+  std::string first_bytes;
+};
+
+/// Server-level counters the HTTP layer updates (shown by /metrics).
+struct ServerCounters {
+  std::atomic<std::uint64_t> connections_open{0};
+  std::atomic<std::uint64_t> connections_accepted{0};
+  std::atomic<std::uint64_t> connections_refused{0};
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> bad_requests{0};
+  std::atomic<std::uint64_t> streams_open{0};
+  std::atomic<std::uint64_t> streams_cut{0};  // overflow or write timeout
+  std::atomic<std::uint64_t> writes{0};       // socket writes of stream frames
+  std::atomic<std::uint64_t> frames_written{0};
+};
+
+class App {
+ public:
+  explicit App(Options opts);
+
+  const Options& options() const noexcept { return opts_; }
+  ServerCounters& counters() noexcept { return counters_; }
+
+  /// True for a request that opens a stream (GET /events).
+  bool is_stream(const Request& req) const;
+  /// Every other request.
+  Response handle(const Request& req);
+  /// Registers a stream whose frames go to `mailbox`; a Response when refused.
+  std::variant<Response, StreamStart> open_stream(const Request& req,
+                                                  const ssepp::Mailbox& mailbox);
+  /// The connection of stream `id` ended (client gone, cut, or server stopping).
+  void close_stream(ssepp::ClientId id);
+  /// Heartbeats, history expiry, the price feed and job progress; call often (every 100 ms).
+  void tick(Clock::time_point now);
+
+ private:
+  struct Session {
+    std::string user;
+  };
+  struct Job {
+    std::string id;
+    std::string user;
+    int percent = 0;
+    Clock::time_point next;
+  };
+  struct Quote {
+    std::string symbol;
+    double price;
+  };
+
+  Response login(const Request& req);
+  Response me(const Request& req);
+  Response change_subscription(const Request& req, bool join);
+  Response disconnect(const Request& req);
+  Response publish(const Request& req);
+  Response start_job(const Request& req);
+  Response metrics();
+
+  /// The session of the request (Bearer token, else cookie), if any.
+  std::optional<std::pair<std::string, Session>> session_of(const Request& req);
+  /// Checks that the request's session owns stream `client`; the error response otherwise.
+  std::optional<Response> check_owner(const Request& req, std::string_view client_field,
+                                      ssepp::ClientId& id, std::string& user);
+  /// Whether `user` ("" when anonymous) may join `channel`.
+  static bool may_join(std::string_view user, std::string_view channel);
+
+  void run_feed(Clock::time_point now);
+  void run_jobs(Clock::time_point now);
+
+  Options opts_;
+  ssepp::Cors cors_;
+  ssepp::Broadcaster<ssepp::Mailbox> hub_;
+  ServerCounters counters_;
+
+  std::mutex mutex_;  // everything below; never held while calling hub_
+  std::unordered_map<std::string, Session> sessions_;
+  std::deque<std::string> session_order_;
+  std::unordered_map<ssepp::ClientId, std::string> owners_;  // stream -> session token
+  std::vector<Job> jobs_;
+  std::uint64_t next_job_ = 1;
+  std::vector<Quote> quotes_;
+  Clock::time_point next_quote_{};
+  std::mt19937_64 rng_;
+};
+
+}  // namespace demo

@@ -1,0 +1,114 @@
+// ssepp-demo: a Server-Sent Events demo server on Boost.Beast. See the README ("Plug into your
+// server") for its endpoints, and `ssepp-demo --help` for its flags.
+#include "app.hpp"
+#include "server.hpp"
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace {
+
+const char* usage =
+    "usage: ssepp-demo [options]\n"
+    "  --host ADDR            address to listen on (default 127.0.0.1)\n"
+    "  --port N               port (default 8080; 0 picks a free one)\n"
+    "  --threads N            io_context threads (default 1)\n"
+    "  --history N            events kept for Last-Event-ID replay (default 1024)\n"
+    "  --heartbeat S          comment to streams idle S seconds (default 15)\n"
+    "  --retry MS             reconnection delay hint sent to clients (default 2000)\n"
+    "  --ticker MS            simulated price feed period, 0 for none (default 1000)\n"
+    "  --max-connections N    sockets open at once (default 10000)\n"
+    "  --queue-bytes N        bytes queued per stream before it is cut (default 1048576)\n"
+    "  --queue-frames N       frames queued per stream before it is cut (default 1024)\n"
+    "  --write-timeout S      a stream write pending S seconds cuts it (default 30)\n"
+    "  --request-timeout S    time to receive a whole request (default 30)\n"
+    "  --cors ORIGIN          allow cross-origin requests from ORIGIN (repeatable; * for any,\n"
+    "                         without credentials)\n"
+    "  --redis HOST:PORT      share events with other nodes through Redis\n";
+
+template <class T>
+bool number(std::string_view s, T& out, T min, T max) {
+  T v{};
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  demo::Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      std::fputs(usage, stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "ssepp-demo: %s needs a value\n%s", argv[i], usage);
+      return 2;
+    }
+    std::string_view v = argv[++i];
+    bool ok = true;
+    unsigned long long n = 0;
+    if (flag == "--host") {
+      o.host = std::string(v);
+    } else if (flag == "--port") {
+      ok = number<unsigned long long>(v, n, 0, 65535);
+      o.port = static_cast<unsigned short>(n);
+    } else if (flag == "--threads") {
+      ok = number<unsigned long long>(v, n, 1, 64);
+      o.threads = static_cast<unsigned>(n);
+    } else if (flag == "--history") {
+      ok = number<unsigned long long>(v, n, 0, 10'000'000);
+      o.history = static_cast<std::size_t>(n);
+    } else if (flag == "--heartbeat") {
+      ok = number<unsigned long long>(v, n, 1, 3600);
+      o.heartbeat = std::chrono::seconds(n);
+    } else if (flag == "--retry") {
+      ok = number<unsigned long long>(v, n, 0, 3'600'000);
+      o.retry = std::chrono::milliseconds(n);
+    } else if (flag == "--ticker") {
+      ok = number<unsigned long long>(v, n, 0, 3'600'000);
+      o.ticker = std::chrono::milliseconds(n);
+    } else if (flag == "--max-connections") {
+      ok = number<unsigned long long>(v, n, 1, 1'000'000);
+      o.max_connections = static_cast<std::size_t>(n);
+    } else if (flag == "--queue-bytes") {
+      ok = number<unsigned long long>(v, n, 1024, 1ull << 32);
+      o.queue_bytes = static_cast<std::size_t>(n);
+    } else if (flag == "--queue-frames") {
+      ok = number<unsigned long long>(v, n, 1, 1'000'000);
+      o.queue_frames = static_cast<std::size_t>(n);
+    } else if (flag == "--write-timeout") {
+      ok = number<unsigned long long>(v, n, 1, 3600);
+      o.write_timeout = std::chrono::seconds(n);
+    } else if (flag == "--request-timeout") {
+      ok = number<unsigned long long>(v, n, 1, 3600);
+      o.request_timeout = std::chrono::seconds(n);
+    } else if (flag == "--cors") {
+      o.cors_origins.emplace_back(v);
+    } else if (flag == "--redis") {
+      o.redis = std::string(v);
+    } else {
+      std::fprintf(stderr, "ssepp-demo: unknown option %s\n%s", argv[i - 1], usage);
+      return 2;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "ssepp-demo: bad value for %.*s: %.*s\n", static_cast<int>(flag.size()),
+                   flag.data(), static_cast<int>(v.size()), v.data());
+      return 2;
+    }
+  }
+  if (o.redis) {
+    std::fprintf(stderr,
+                 "ssepp-demo: --redis needs a build with <ssepp/redis.hpp>, not in this one yet\n");
+    return 2;
+  }
+  demo::App app(std::move(o));
+  return demo::serve(app);
+}
