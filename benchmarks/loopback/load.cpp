@@ -162,7 +162,7 @@ struct Options {
   int bisect = 3;              // bisection steps after the first failing rate
   int retries = 0;             // a failing rate is tried again this many times (noisy machines)
   double factor = 2.0;         // growth per step until the first failure
-  double start = 50'000;       // first rate tried for the first N, deliveries/s
+  double start = 10'000;       // first rate tried for the first N, deliveries/s
   double max_rate = 50e6;      // deliveries/s, stop searching above
   double fixed = 50'000;       // the fixed load, deliveries/s (0: skip)
   double max_p99_ms = 100;
