@@ -128,6 +128,15 @@ for (const n of ns) {
     }
     figure('fan-out over loopback', `loopback/${n}/sustainable`, ours.deliveries_per_s, 'deliveries/s', servers[peer], s.deliveries_per_s, extra);
   }
+  // Server CPU per delivered event at the fixed load: what each delivery costs the server,
+  // which (unlike a rate) does not depend on how much of its core a busy machine left it.
+  const perDelivery = (r) => (r && r.received_in_window ? (r.server_cpu * 1e6 * r.window_s) / r.received_in_window : null);
+  const oursCost = perDelivery(pick('ssepp-demo', 'fixed', n));
+  if (oursCost !== null)
+    for (const peer of ['node-http', 'better-sse', 'ceiling']) {
+      const c = perDelivery(pick(peer, 'fixed', n));
+      if (c !== null) figure('fan-out over loopback', `loopback/${n}/server-cpu-per-delivery`, oursCost, 'µs', servers[peer], c);
+    }
   const fixed = pick('ssepp-demo', 'fixed', n);
   const nodeFixed = pick('node-http', 'fixed', n);
   if (fixed) {
@@ -213,8 +222,8 @@ if (loopbackDetail.length) {
   out.push('');
   out.push('Fan-out over loopback, every server (server pinned to one core, load client to the other):');
   out.push('');
-  out.push('| N | server | sustainable deliveries/s | p99 there | server CPU there | RSS there | load client CPU there | p50 at fixed | p99 at fixed | server CPU at fixed | RSS at fixed |');
-  out.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push('| N | server | sustainable deliveries/s | p99 there | server CPU there | RSS there | load client CPU there | p50 at fixed | p99 at fixed | server CPU at fixed | server CPU per delivery | RSS at fixed |');
+  out.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const d of loopbackDetail.filter((x) => !x.idle)) {
     const s = d.sustainable;
     const f = d.fixed;
@@ -225,7 +234,7 @@ if (loopbackDetail.length) {
         `${s && s.pass ? pct(s.server_cpu) : '–'} | ${s && s.pass ? mb(s.rss_kb) : '–'} | ` +
         `${s && s.pass ? `${pct(s.client_cpu)}${s.client_cpu >= 0.9 ? ' (client-bound)' : ''}` : '–'} | ${f ? `${num(f.p50_ms)} ms` : '–'} | ` +
         `${f ? `${num(f.p99_ms)} ms${f.pass ? '' : ` (${(f.delivered_frac * 100).toFixed(0)}% delivered)`}` : '–'} | ` +
-        `${f ? pct(f.server_cpu) : '–'} | ${f ? mb(f.rss_kb) : '–'} |`,
+        `${f ? pct(f.server_cpu) : '–'} | ${f && f.received_in_window ? `${num((f.server_cpu * 1e6 * f.window_s) / f.received_in_window)} µs` : '–'} | ${f ? mb(f.rss_kb) : '–'} |`,
     );
   }
   out.push('');
@@ -243,7 +252,7 @@ console.log(out.join('\n'));
 // red where it is missed, grey without a target; a tick marks the target ratio.
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const rows = figures.filter((f) => f.ratio !== null && Number.isFinite(f.ratio) && f.ratio > 0);
-const lowerIsBetter = (f) => f.unit === 'ms' || f.unit.startsWith('%') || f.unit === 'KB';
+const lowerIsBetter = (f) => ['ms', 'µs', 'KB'].includes(f.unit) || f.unit.startsWith('%');
 const targetRatio = (f) => {
   const m = /([≥≤]) ([\d.]+)x/.exec(f.target ?? '');
   return m ? Number(m[2]) : null;

@@ -50,7 +50,8 @@ class Server {
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<std::uint16_t>(port));
     if (inet_pton(AF_INET, host, &a.sin_addr) != 1) return -1;
-    if (bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 || listen(lfd_, 4096) < 0) return -1;
+    if (bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 || listen(lfd_, 4096) < 0)
+      return -1;
     socklen_t len = sizeof a;
     getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
     ep_ = epoll_create1(EPOLL_CLOEXEC);
@@ -120,7 +121,8 @@ class Server {
     char buf[65536];
     for (;;) {
       ssize_t r = ::recv(c.fd, buf, sizeof buf, 0);
-      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return close_conn(c);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        return close_conn(c);
       if (r < 0) break;
       if (c.stream) continue;  // an SSE client sends nothing after its request
       c.in.append(buf, static_cast<std::size_t>(r));
@@ -147,7 +149,8 @@ class Server {
     if (p == std::string_view::npos) return {};
     p += pattern.size();
     auto e = p;
-    while (e < body.size() && body[e] != '"') e += body[e] == '\\' ? std::size_t{2} : std::size_t{1};
+    while (e < body.size() && body[e] != '"')
+      e += body[e] == '\\' ? std::size_t{2} : std::size_t{1};
     return body.substr(p, std::min(e, body.size()) - p);
   }
 
@@ -164,8 +167,9 @@ class Server {
         c.stream = true;
         c.slot = streams_.size();
         streams_.push_back(&c);
-        c.out += "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                 "Transfer-Encoding: chunked\r\n\r\n";
+        c.out +=
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n";
       } else if (head.substr(0, 14) == "POST /publish ") {
         broadcast(json_string(body, "event"), json_string(body, "data"));
         c.out += "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n";
@@ -181,8 +185,8 @@ class Server {
   void broadcast(std::string_view type, std::string_view data) {
     char id[32];
     int idn = std::snprintf(id, sizeof id, "%llu", static_cast<unsigned long long>(++next_id_));
-    std::size_t size = 4 + static_cast<std::size_t>(idn) + 1 + (type.empty() ? 0 : 7 + type.size() + 1) + 6 +
-                       data.size() + 2;
+    std::size_t size = 4 + static_cast<std::size_t>(idn) + 1 +
+                       (type.empty() ? 0 : 7 + type.size() + 1) + 6 + data.size() + 2;
     char hex[24];
     int hn = std::snprintf(hex, sizeof hex, "%zx\r\n", size);
     frame_.assign(hex, static_cast<std::size_t>(hn));
@@ -226,7 +230,8 @@ class Server {
 
   void flush(Conn& c) {
     while (c.out_off < c.out.size()) {
-      ssize_t w = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ssize_t w = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
       if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
       if (w <= 0) return close_conn(c);
       c.out_off += static_cast<std::size_t>(w);
@@ -251,8 +256,10 @@ int main(int argc, char** argv) {
   const char* host = "127.0.0.1";
   int port = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--host") == 0) host = argv[i + 1];
-    else if (std::strcmp(argv[i], "--port") == 0) port = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--host") == 0)
+      host = argv[i + 1];
+    else if (std::strcmp(argv[i], "--port") == 0)
+      port = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: ssepp-ceiling [--host 127.0.0.1] [--port 0]\n");
       return 2;
@@ -267,7 +274,8 @@ int main(int argc, char** argv) {
   Server server;
   int bound = server.listen_on(host, port);
   if (bound < 0) {
-    std::fprintf(stderr, "ssepp-ceiling: cannot listen on %s:%d: %s\n", host, port, std::strerror(errno));
+    std::fprintf(stderr, "ssepp-ceiling: cannot listen on %s:%d: %s\n", host, port,
+                 std::strerror(errno));
     return 1;
   }
   std::printf("ssepp-ceiling listening on http://%s:%d/\n", host, bound);

@@ -44,7 +44,8 @@ namespace {
 std::uint64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+         static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 double seconds_since(std::uint64_t t0) { return static_cast<double>(now_ns() - t0) / 1e9; }
@@ -156,33 +157,35 @@ struct Options {
   std::vector<std::size_t> clients{1000};
   int server_pid = 0;
   int cpu = -1;
-  double step = 2.0;           // seconds measured per rate tried
-  double warmup = 0.25;        // seconds published before each measured window, not counted
-  double drain = 1.0;          // longest wait for stragglers after a window
-  int bisect = 3;              // bisection steps after the first failing rate
-  int retries = 0;             // a failing rate is tried again this many times (noisy machines)
-  double factor = 2.0;         // growth per step until the first failure
-  double start = 10'000;       // first rate tried for the first N, deliveries/s
-  double max_rate = 50e6;      // deliveries/s, stop searching above
-  double fixed = 50'000;       // the fixed load, deliveries/s (0: skip)
+  double step = 2.0;       // seconds measured per rate tried
+  double warmup = 0.25;    // seconds published before each measured window, not counted
+  double drain = 1.0;      // longest wait for stragglers after a window
+  int bisect = 3;          // bisection steps after the first failing rate
+  int retries = 0;         // a failing rate is tried again this many times (noisy machines)
+  double factor = 2.0;     // growth per step until the first failure
+  double start = 10'000;   // first rate tried for the first N, deliveries/s
+  double max_rate = 50e6;  // deliveries/s, stop searching above
+  double fixed = 50'000;   // the fixed load, deliveries/s (0: skip)
   double max_p99_ms = 100;
   double min_delivered = 0.99;
-  double deadline = 600;       // seconds for the whole run
-  std::size_t payload = 200;   // bytes of event data
+  double deadline = 600;      // seconds for the whole run
+  std::size_t payload = 200;  // bytes of event data
   std::size_t max_inflight = 2048;
   std::string label;
 };
 
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr,
-               "ssepp-load: %s\n"
-               "usage: ssepp-load --port P [--host 127.0.0.1] [--path /events?channel=bench]\n"
-               "       [--publish /publish] [--channel bench] [--clients 1000,5000] [--server-pid PID]\n"
-               "       [--cpu K] [--step S] [--warmup S] [--drain S] [--bisect K] [--retries K] [--factor F]\n"
-               "       [--start R] [--max-rate R] [--fixed R] [--max-p99-ms MS] [--min-delivered F]\n"
-               "       [--deadline S] [--payload BYTES] [--label NAME]\n"
-               "rates are deliveries per second (broadcasts per second times N)\n",
-               why);
+  std::fprintf(
+      stderr,
+      "ssepp-load: %s\n"
+      "usage: ssepp-load --port P [--host 127.0.0.1] [--path /events?channel=bench]\n"
+      "       [--publish /publish] [--channel bench] [--clients 1000,5000] [--server-pid PID]\n"
+      "       [--cpu K] [--step S] [--warmup S] [--drain S] [--bisect K] [--retries K] [--factor "
+      "F]\n"
+      "       [--start R] [--max-rate R] [--fixed R] [--max-p99-ms MS] [--min-delivered F]\n"
+      "       [--deadline S] [--payload BYTES] [--label NAME]\n"
+      "rates are deliveries per second (broadcasts per second times N)\n",
+      why);
   std::exit(2);
 }
 
@@ -193,35 +196,59 @@ Options parse_options(int argc, char** argv) {
     if (i + 1 >= argc) usage(("missing value for " + flag).c_str());
     std::string v = argv[++i];
     auto num = [&] { return std::strtod(v.c_str(), nullptr); };
-    if (flag == "--host") o.host = v;
-    else if (flag == "--port") o.port = std::atoi(v.c_str());
-    else if (flag == "--path") o.path = v;
-    else if (flag == "--publish") o.publish_path = v;
-    else if (flag == "--channel") o.channel = v;
+    if (flag == "--host")
+      o.host = v;
+    else if (flag == "--port")
+      o.port = std::atoi(v.c_str());
+    else if (flag == "--path")
+      o.path = v;
+    else if (flag == "--publish")
+      o.publish_path = v;
+    else if (flag == "--channel")
+      o.channel = v;
     else if (flag == "--clients") {
       o.clients.clear();
       for (char* p = v.data(); *p;) {
         o.clients.push_back(std::strtoul(p, &p, 10));
-        if (*p == ',') ++p;
-        else if (*p) usage("bad --clients");
+        if (*p == ',')
+          ++p;
+        else if (*p)
+          usage("bad --clients");
       }
-    } else if (flag == "--server-pid") o.server_pid = std::atoi(v.c_str());
-    else if (flag == "--cpu") o.cpu = std::atoi(v.c_str());
-    else if (flag == "--step") o.step = num();
-    else if (flag == "--warmup") o.warmup = num();
-    else if (flag == "--drain") o.drain = num();
-    else if (flag == "--bisect") o.bisect = std::atoi(v.c_str());
-    else if (flag == "--retries") o.retries = std::atoi(v.c_str());
-    else if (flag == "--factor") o.factor = num();
-    else if (flag == "--start") o.start = num();
-    else if (flag == "--max-rate") o.max_rate = num();
-    else if (flag == "--fixed") o.fixed = num();
-    else if (flag == "--max-p99-ms") o.max_p99_ms = num();
-    else if (flag == "--min-delivered") o.min_delivered = num();
-    else if (flag == "--deadline") o.deadline = num();
-    else if (flag == "--payload") o.payload = static_cast<std::size_t>(num());
-    else if (flag == "--label") o.label = v;
-    else usage(("unknown option " + flag).c_str());
+    } else if (flag == "--server-pid")
+      o.server_pid = std::atoi(v.c_str());
+    else if (flag == "--cpu")
+      o.cpu = std::atoi(v.c_str());
+    else if (flag == "--step")
+      o.step = num();
+    else if (flag == "--warmup")
+      o.warmup = num();
+    else if (flag == "--drain")
+      o.drain = num();
+    else if (flag == "--bisect")
+      o.bisect = std::atoi(v.c_str());
+    else if (flag == "--retries")
+      o.retries = std::atoi(v.c_str());
+    else if (flag == "--factor")
+      o.factor = num();
+    else if (flag == "--start")
+      o.start = num();
+    else if (flag == "--max-rate")
+      o.max_rate = num();
+    else if (flag == "--fixed")
+      o.fixed = num();
+    else if (flag == "--max-p99-ms")
+      o.max_p99_ms = num();
+    else if (flag == "--min-delivered")
+      o.min_delivered = num();
+    else if (flag == "--deadline")
+      o.deadline = num();
+    else if (flag == "--payload")
+      o.payload = static_cast<std::size_t>(num());
+    else if (flag == "--label")
+      o.label = v;
+    else
+      usage(("unknown option " + flag).c_str());
   }
   if (o.port <= 0 || o.port > 65535) usage("--port is required");
   if (o.host.rfind("127.", 0) != 0) usage("loopback only: --host must be 127.x.x.x");
@@ -246,7 +273,7 @@ struct Stream {
 
 struct Publisher {
   int fd = -1;
-  std::string out;           // requests not yet written
+  std::string out;  // requests not yet written
   std::size_t out_off = 0;
   std::string in;            // responses not yet parsed
   std::size_t inflight = 0;  // requests sent without a response
@@ -274,13 +301,16 @@ class Load {
 
     // Idle memory: the server alone, then with the most streams, idle.
     long rss_empty = process_rss_kb(o_.server_pid);
-    if (!connect_streams(max_n)) return fail("could not open " + std::to_string(max_n) + " streams");
+    if (!connect_streams(max_n))
+      return fail("could not open " + std::to_string(max_n) + " streams");
     pump(1.0);
     long rss_idle = process_rss_kb(o_.server_pid);
-    std::printf("{\"kind\":\"idle\",\"label\":\"%s\",\"clients\":%zu,\"rss_empty_kb\":%ld,\"rss_idle_kb\":%ld,"
-                "\"kb_per_connection\":%.3f}\n",
-                o_.label.c_str(), max_n, rss_empty, rss_idle,
-                static_cast<double>(rss_idle - rss_empty) / static_cast<double>(max_n));
+    std::printf(
+        "{\"kind\":\"idle\",\"label\":\"%s\",\"clients\":%zu,\"rss_empty_kb\":%ld,\"rss_idle_kb\":%"
+        "ld,"
+        "\"kb_per_connection\":%.3f}\n",
+        o_.label.c_str(), max_n, rss_empty, rss_idle,
+        static_cast<double>(rss_idle - rss_empty) / static_cast<double>(max_n));
     std::fflush(stdout);
 
     double guess = o_.start;
@@ -302,19 +332,24 @@ class Load {
     double rate = 0;  // deliveries/s asked for
     double broadcasts_per_s = 0;
     std::uint64_t published = 0, expected = 0, delivered = 0;
+    std::uint64_t received = 0;  // events of any step that arrived during the window
     double p50_ms = 0, p99_ms = 0, max_ms = 0;
     double server_cpu = 0, client_cpu = 0;
+    double window = 0;  // seconds the window lasted
     long rss_kb = 0;
     bool publisher_behind = false;
     std::uint64_t publish_errors = 0;
     std::size_t streams = 0;
+    std::size_t max_inflight = 0;      // most publishes awaiting their response at once
+    std::uint64_t streams_closed = 0;  // streams the server ended during the step
     bool pass = false;
   };
 
   bool past_deadline() const { return seconds_since(start_) > o_.deadline; }
 
   int fail(const std::string& why) {
-    std::fprintf(stderr, "ssepp-load%s%s: %s\n", o_.label.empty() ? "" : " ", o_.label.c_str(), why.c_str());
+    std::fprintf(stderr, "ssepp-load%s%s: %s\n", o_.label.empty() ? "" : " ", o_.label.c_str(),
+                 why.c_str());
     return 1;
   }
 
@@ -323,7 +358,8 @@ class Load {
     if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) < 0 && errno != EINPROGRESS) {
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) < 0 &&
+        errno != EINPROGRESS) {
       ::close(fd);
       return -1;
     }
@@ -345,11 +381,13 @@ class Load {
   /// Appends one POST carrying seq and the send time to the publisher's output.
   void queue_publish(std::uint64_t seq) {
     char data[64];
-    int n = std::snprintf(data, sizeof data, "t=%llu s=%llu p=", static_cast<unsigned long long>(now_ns()),
+    int n = std::snprintf(data, sizeof data,
+                          "t=%llu s=%llu p=", static_cast<unsigned long long>(now_ns()),
                           static_cast<unsigned long long>(seq));
     std::string body = "{\"channel\":\"" + o_.channel + "\",\"event\":\"tick\",\"data\":\"";
     body.append(data, static_cast<std::size_t>(n));
-    if (o_.payload > static_cast<std::size_t>(n)) body.append(o_.payload - static_cast<std::size_t>(n), 'x');
+    if (o_.payload > static_cast<std::size_t>(n))
+      body.append(o_.payload - static_cast<std::size_t>(n), 'x');
     body += "\"}";
     char head[256];
     int h = std::snprintf(head, sizeof head,
@@ -362,7 +400,8 @@ class Load {
 
   void flush_publisher() {
     while (pub_.out_off < pub_.out.size()) {
-      ssize_t w = ::send(pub_.fd, pub_.out.data() + pub_.out_off, pub_.out.size() - pub_.out_off, MSG_NOSIGNAL);
+      ssize_t w = ::send(pub_.fd, pub_.out.data() + pub_.out_off, pub_.out.size() - pub_.out_off,
+                         MSG_NOSIGNAL);
       if (w <= 0) break;
       pub_.out_off += static_cast<std::size_t>(w);
     }
@@ -400,7 +439,8 @@ class Load {
       int status = head.size() > 12 ? std::atoi(head.data() + 9) : 0;
       if (status < 200 || status >= 300) {
         ++pub_.errors;
-        pub_.last_error = std::string(head.substr(0, head.find('\r'))) + " " + pub_.in.substr(end + 4, body_len);
+        pub_.last_error =
+            std::string(head.substr(0, head.find('\r'))) + " " + pub_.in.substr(end + 4, body_len);
       }
       if (pub_.inflight > 0) --pub_.inflight;
       pos = end + 4 + body_len;
@@ -480,12 +520,15 @@ class Load {
       std::size_t open = 0, pending = 0;
       for (std::size_t i = 0; i < n; ++i) {
         auto st = streams_[i]->state;
-        if (st == Stream::State::body) ++open;
-        else if (st != Stream::State::closed) ++pending;
+        if (st == Stream::State::body)
+          ++open;
+        else if (st != Stream::State::closed)
+          ++pending;
       }
       if (open == n) return true;
       if (seconds_since(t0) > 30 || past_deadline()) {
-        std::fprintf(stderr, "ssepp-load: %zu of %zu streams open after %.0f s\n", open, n, seconds_since(t0));
+        std::fprintf(stderr, "ssepp-load: %zu of %zu streams open after %.0f s\n", open, n,
+                     seconds_since(t0));
         return false;
       }
       for (std::size_t i = 0; i < n && pending < window; ++i)
@@ -534,13 +577,16 @@ class Load {
           if (s.head.size() > 16384) close_stream(s);
           return;
         }
-        if (s.head.compare(0, 12, "HTTP/1.1 200") != 0 && s.head.compare(0, 12, "HTTP/1.0 200") != 0) {
-          std::fprintf(stderr, "ssepp-load: stream refused: %s\n", s.head.substr(0, s.head.find('\r')).c_str());
+        if (s.head.compare(0, 12, "HTTP/1.1 200") != 0 &&
+            s.head.compare(0, 12, "HTTP/1.0 200") != 0) {
+          std::fprintf(stderr, "ssepp-load: stream refused: %s\n",
+                       s.head.substr(0, s.head.find('\r')).c_str());
           return close_stream(s);
         }
         auto te = find_header(std::string_view(s.head).substr(0, end), "transfer-encoding:");
-        s.chunked = te != std::string_view::npos &&
-                    s.head.substr(te, s.head.find('\r', te) - te).find("chunked") != std::string::npos;
+        s.chunked =
+            te != std::string_view::npos &&
+            s.head.substr(te, s.head.find('\r', te) - te).find("chunked") != std::string::npos;
         s.state = Stream::State::body;
         std::string rest = s.head.substr(end + 4);
         s.head.clear();
@@ -568,8 +614,10 @@ class Load {
           } else if (c == '\r') {
             // the CR of the size line's CRLF
           } else {
-            int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                                                       : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+            int d = (c >= '0' && c <= '9')   ? c - '0'
+                    : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                    : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                             : -1;
             if (d < 0) return false;
             s.chunk_left = s.chunk_left * 16 + static_cast<std::size_t>(d);
             s.chunk_size_seen = true;
@@ -587,8 +635,10 @@ class Load {
         case Stream::Chunk::data_end: {
           char c = in.front();
           in.remove_prefix(1);
-          if (c == '\n') s.chunk = Stream::Chunk::size;
-          else if (c != '\r') return false;
+          if (c == '\n')
+            s.chunk = Stream::Chunk::size;
+          else if (c != '\r')
+            return false;
           break;
         }
         case Stream::Chunk::done:
@@ -609,7 +659,9 @@ class Load {
     if (t == std::string_view::npos) return;
     std::uint64_t sent = 0, seq = 0;
     auto r = std::from_chars(data.data() + t + 2, data.data() + data.size(), sent);
-    if (r.ec != std::errc() || r.ptr + 3 > data.data() + data.size() || r.ptr[1] != 's' || r.ptr[2] != '=') return;
+    if (r.ec != std::errc() || r.ptr + 3 > data.data() + data.size() || r.ptr[1] != 's' ||
+        r.ptr[2] != '=')
+      return;
     std::from_chars(r.ptr + 3, data.data() + data.size(), seq);
     ++events_;
     if (seq < window_first_ || seq >= window_end_) return;
@@ -661,7 +713,8 @@ class Load {
   void settle(double quiet, double limit) {
     auto t0 = now_ns();
     recv_ns_ = now_ns();
-    while (seconds_since(t0) < limit && static_cast<double>(now_ns() - recv_ns_) / 1e9 < quiet) poll_once(5);
+    while (seconds_since(t0) < limit && static_cast<double>(now_ns() - recv_ns_) / 1e9 < quiet)
+      poll_once(5);
   }
 
   /// Publishes at `rate` deliveries/s to n streams for warm-up + window, then drains.
@@ -676,6 +729,7 @@ class Load {
     window_delivered_ = 0;
     window_first_ = window_end_ = ~0ull;  // nothing counts during the warm-up
     pub_.errors = 0;
+    const std::uint64_t closed0 = streams_closed_;
 
     auto run_for = [&](double seconds, bool window) {
       const auto t0 = now_ns();
@@ -693,11 +747,13 @@ class Load {
         }
         if (published + 2 < due && pub_.inflight >= o_.max_inflight) res.publisher_behind = true;
         if (queued) want_publisher_out();
+        res.max_inflight = std::max(res.max_inflight, pub_.inflight);
         double next = static_cast<double>(published) / per_s - seconds_since(t0);
         poll_once(next > 0.001 ? std::min(5, static_cast<int>(next * 1000)) : 0);
       }
       // Whatever could not be sent in time makes this rate unsustainable.
-      if (published + 1 < static_cast<std::uint64_t>(seconds * per_s * 0.98)) res.publisher_behind = true;
+      if (published + 1 < static_cast<std::uint64_t>(seconds * per_s * 0.98))
+        res.publisher_behind = true;
       return published;
     };
 
@@ -706,8 +762,11 @@ class Load {
     window_end_ = seq_;
     const double cpu0 = process_cpu_seconds(o_.server_pid), self0 = self_cpu_seconds();
     const auto w0 = now_ns();
+    const std::uint64_t events0 = events_;
     res.published = run_for(o_.step, true);
     const double wall = seconds_since(w0);
+    res.received = events_ - events0;
+    res.window = wall;
     res.server_cpu = (process_cpu_seconds(o_.server_pid) - cpu0) / wall;
     res.client_cpu = (self_cpu_seconds() - self0) / wall;
     res.rss_kb = process_rss_kb(o_.server_pid);
@@ -717,10 +776,12 @@ class Load {
     while (window_delivered_ < res.expected && seconds_since(d0) < o_.drain) poll_once(2);
     res.delivered = window_delivered_;
     res.publish_errors = pub_.errors;
+    res.streams_closed = streams_closed_ - closed0;
     res.p50_ms = hist_.quantile(0.50) / 1e6;
     res.p99_ms = hist_.quantile(0.99) / 1e6;
     res.max_ms = hist_.quantile(1.0) / 1e6;
-    const double frac = res.expected ? static_cast<double>(res.delivered) / static_cast<double>(res.expected) : 0;
+    const double frac =
+        res.expected ? static_cast<double>(res.delivered) / static_cast<double>(res.expected) : 0;
     res.pass = !res.publisher_behind && res.publish_errors == 0 && res.expected > 0 &&
                frac >= o_.min_delivered && res.p99_ms <= o_.max_p99_ms;
     // Leave nothing in flight for the next step: wait for the server's backlog to clear.
@@ -737,17 +798,23 @@ class Load {
   }
 
   void print_result(const char* kind, std::size_t n, const Result& r) {
-    const double frac = r.expected ? static_cast<double>(r.delivered) / static_cast<double>(r.expected) : 0;
-    std::printf("{\"kind\":\"%s\",\"label\":\"%s\",\"clients\":%zu,\"streams\":%zu,\"deliveries_per_s\":%.0f,"
-                "\"broadcasts_per_s\":%.2f,\"published\":%llu,\"expected\":%llu,\"delivered\":%llu,"
-                "\"delivered_frac\":%.5f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
-                "\"server_cpu\":%.3f,\"client_cpu\":%.3f,\"rss_kb\":%ld,\"publisher_behind\":%s,"
-                "\"publish_errors\":%llu,\"pass\":%s}\n",
-                kind, o_.label.c_str(), n, r.streams, r.rate, r.broadcasts_per_s,
-                static_cast<unsigned long long>(r.published), static_cast<unsigned long long>(r.expected),
-                static_cast<unsigned long long>(r.delivered), frac, r.p50_ms, r.p99_ms, r.max_ms, r.server_cpu,
-                r.client_cpu, r.rss_kb, r.publisher_behind ? "true" : "false",
-                static_cast<unsigned long long>(r.publish_errors), r.pass ? "true" : "false");
+    const double frac =
+        r.expected ? static_cast<double>(r.delivered) / static_cast<double>(r.expected) : 0;
+    std::printf(
+        "{\"kind\":\"%s\",\"label\":\"%s\",\"clients\":%zu,\"streams\":%zu,\"deliveries_per_s\":%."
+        "0f,"
+        "\"broadcasts_per_s\":%.2f,\"published\":%llu,\"expected\":%llu,\"delivered\":%llu,"
+        "\"received_in_window\":%llu,\"window_s\":%.3f,\"delivered_frac\":%.5f,\"p50_ms\":%.3f,"
+        "\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+        "\"server_cpu\":%.3f,\"client_cpu\":%.3f,\"rss_kb\":%ld,\"publisher_behind\":%s,"
+        "\"publish_errors\":%llu,\"max_inflight\":%zu,\"streams_closed\":%llu,\"pass\":%s}\n",
+        kind, o_.label.c_str(), n, r.streams, r.rate, r.broadcasts_per_s,
+        static_cast<unsigned long long>(r.published), static_cast<unsigned long long>(r.expected),
+        static_cast<unsigned long long>(r.delivered), static_cast<unsigned long long>(r.received),
+        r.window, frac, r.p50_ms, r.p99_ms, r.max_ms, r.server_cpu, r.client_cpu, r.rss_kb,
+        r.publisher_behind ? "true" : "false", static_cast<unsigned long long>(r.publish_errors),
+        r.max_inflight, static_cast<unsigned long long>(r.streams_closed),
+        r.pass ? "true" : "false");
     std::fflush(stdout);
   }
 
@@ -781,7 +848,8 @@ class Load {
     }
     if (lo == 0 && hi > 0) {
       // Even the first rate failed: walk down.
-      for (double down = hi / o_.factor; down >= static_cast<double>(n) / 4 && !past_deadline(); down /= o_.factor) {
+      for (double down = hi / o_.factor; down >= static_cast<double>(n) / 4 && !past_deadline();
+           down /= o_.factor) {
         Result r = attempt(n, down);
         if (r.pass) {
           lo = down;
