@@ -132,6 +132,12 @@ App::App(Options opts)
         ssepp::BroadcasterOptions b;
         b.history_size = opts_.history;
         b.heartbeat = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.heartbeat);
+#if SSEPP_DEMO_REDIS
+        if (opts_.redis_host) {
+          b.id_order = ssepp::stream_id_order;                  // ids are Redis entry ids
+          b.first_client_id = ssepp::cluster_client_id_base();  // unique in the cluster
+        }
+#endif
         return b;
       }()),
       rng_(std::random_device{}()) {
@@ -146,6 +152,31 @@ App::App(Options opts)
   hub_.set_authorizer([](const ssepp::ClientInfo& who, std::string_view channel) {
     return may_join(who.user, channel);
   });
+#if SSEPP_DEMO_REDIS
+  if (opts_.redis_host) {
+    ssepp::RedisOptions r;
+    r.host = *opts_.redis_host;
+    r.port = opts_.redis_port;
+    r.on_log = [](std::string_view line) {
+      std::fprintf(stderr, "ssepp-demo: %.*s\n", static_cast<int>(line.size()), line.data());
+    };
+    bus_ = std::make_unique<ssepp::RedisStreamBus<ssepp::Mailbox>>(hub_, std::move(r));
+    bus_->start();
+  }
+#endif
+}
+
+App::~App() {
+#if SSEPP_DEMO_REDIS
+  if (bus_) bus_->stop();
+#endif
+}
+
+ssepp::SendResult App::send(const ssepp::Target& target, ssepp::Event ev) {
+#if SSEPP_DEMO_REDIS
+  if (bus_) return bus_->send(target, std::move(ev));
+#endif
+  return hub_.send(target, std::move(ev));
 }
 
 bool App::may_join(std::string_view user, std::string_view channel) {
@@ -356,8 +387,11 @@ Response App::publish(const Request& req) {
     if (!cid) return error(400, "client must be a stream id");
     target = ssepp::Target::client(*cid);
   }
-  ssepp::SendResult sent = hub_.send(target, std::move(ev));
+  ssepp::SendResult sent = send(target, std::move(ev));
+  if (sent.error == ssepp::errc::bus_unavailable)
+    return error(503, "not sent: " + sent.error.message());
   if (sent.error) return error(400, "not sent: " + sent.error.message());
+  // With --redis, delivery happens when each node reads the entry back: "delivered" is 0 here.
   return json_response(202, json{{"id", sent.id.empty() ? json(nullptr) : json(sent.id)},
                                  {"delivered", sent.delivered}});
 }
@@ -407,7 +441,13 @@ std::variant<Response, StreamStart> App::open_stream(const Request& req,
   co.pools = {session ? "users" : "guests"};
   co.channels = std::move(channels);
   co.last_event_id = std::move(last_id);
+#if SSEPP_DEMO_REDIS
+  // Through the bus, a Last-Event-ID older than this node's history is replayed from Redis.
+  ssepp::ConnectResult result =
+      bus_ ? bus_->connect(mailbox, std::move(co)) : hub_.connect(mailbox, std::move(co));
+#else
   ssepp::ConnectResult result = hub_.connect(mailbox, std::move(co));
+#endif
   if (!result)
     return refuse(503,
                   "the replay does not fit this stream's queue; reconnect without Last-Event-ID");
@@ -465,7 +505,8 @@ void App::run_feed(Clock::time_point now) {
     }
   }
   for (auto& [channel, data] : updates)
-    hub_.publish(channel, ssepp::Event{}.with_type("price").with_data(std::move(data)));
+    send(ssepp::Target::channel(std::move(channel)),
+         ssepp::Event{}.with_type("price").with_data(std::move(data)));
 }
 
 void App::run_jobs(Clock::time_point now) {
@@ -484,7 +525,8 @@ void App::run_jobs(Clock::time_point now) {
                 jobs_.end());
   }
   for (auto& [user, data] : updates)
-    hub_.send_to_user(user, ssepp::Event{}.with_type("progress").with_data(std::move(data)));
+    send(ssepp::Target::user(user),
+         ssepp::Event{}.with_type("progress").with_data(std::move(data)));
 }
 
 Response App::metrics() {
@@ -525,6 +567,23 @@ Response App::metrics() {
          static_cast<double>(st.replay_misses));
   metric("ssepp_refused_joins_total", "counter", "Channel joins refused.",
          static_cast<double>(st.refused_joins));
+#if SSEPP_DEMO_REDIS
+  if (bus_) {
+    const auto rs = bus_->stats();
+    metric("ssepp_redis_connected", "gauge", "1 while the Redis reader is connected.",
+           rs.connected ? 1 : 0);
+    metric("ssepp_redis_published_total", "counter", "Sends appended to the Redis stream.",
+           static_cast<double>(rs.published));
+    metric("ssepp_redis_publish_errors_total", "counter", "Sends refused: Redis unreachable.",
+           static_cast<double>(rs.publish_errors));
+    metric("ssepp_redis_received_total", "counter", "Entries read from the Redis stream.",
+           static_cast<double>(rs.received));
+    metric("ssepp_redis_reconnects_total", "counter", "Reconnections of the Redis reader.",
+           static_cast<double>(rs.reconnects));
+    metric("ssepp_redis_replays_total", "counter", "Resumptions replayed from Redis.",
+           static_cast<double>(rs.redis_replays));
+  }
+#endif
   auto& c = counters_;
   auto load = [](const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load()); };
   metric("ssepp_demo_connections_open", "gauge", "TCP connections open.", load(c.connections_open));

@@ -6,12 +6,16 @@
 #include <ssepp/broadcaster.hpp>
 #include <ssepp/http.hpp>
 #include <ssepp/mailbox.hpp>
+#if SSEPP_DEMO_REDIS
+#include <ssepp/redis.hpp>
+#endif
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -43,7 +47,8 @@ struct Options {
   std::size_t body_limit = 64 * 1024;
   std::size_t header_limit = 8 * 1024;
   std::vector<std::string> cors_origins;  // --cors ORIGIN (repeatable), "*" for any
-  std::optional<std::string> redis;       // --redis HOST:PORT
+  std::optional<std::string> redis_host;  // --redis HOST:PORT: several nodes as one, over Redis
+  int redis_port = 6379;
 };
 
 /// A request as the HTTP layer parsed it; views into its buffers.
@@ -93,6 +98,9 @@ struct ServerCounters {
 class App {
  public:
   explicit App(Options opts);
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
 
   const Options& options() const noexcept { return opts_; }
   ServerCounters& counters() noexcept { return counters_; }
@@ -140,12 +148,19 @@ class App {
   /// Whether `user` ("" when anonymous) may join `channel`.
   static bool may_join(std::string_view user, std::string_view channel);
 
+  /// Every send goes through here: to the local broadcaster, or to the Redis bus (which
+  /// delivers on every node, this one included).
+  ssepp::SendResult send(const ssepp::Target& target, ssepp::Event ev);
+
   void run_feed(Clock::time_point now);
   void run_jobs(Clock::time_point now);
 
   Options opts_;
   ssepp::Cors cors_;
   ssepp::Broadcaster<ssepp::Mailbox> hub_;
+#if SSEPP_DEMO_REDIS
+  std::unique_ptr<ssepp::RedisStreamBus<ssepp::Mailbox>> bus_;  // with --redis; before hub_ dies
+#endif
   ServerCounters counters_;
 
   std::mutex mutex_;  // everything below; never held while calling hub_

@@ -93,7 +93,12 @@ int main(int argc, char** argv) {
     } else if (flag == "--cors") {
       o.cors_origins.emplace_back(v);
     } else if (flag == "--redis") {
-      o.redis = std::string(v);
+      auto colon = v.rfind(':');
+      unsigned long long redis_port = 0;
+      ok = colon != std::string_view::npos && colon > 0 &&
+           number<unsigned long long>(v.substr(colon + 1), redis_port, 1, 65535);
+      o.redis_host = std::string(v.substr(0, colon));
+      o.redis_port = static_cast<int>(redis_port);
     } else {
       std::fprintf(stderr, "ssepp-demo: unknown option %s\n%s", argv[i - 1], usage);
       return 2;
@@ -104,11 +109,13 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (o.redis) {
+#if !SSEPP_DEMO_REDIS
+  if (o.redis_host) {
     std::fprintf(stderr,
-                 "ssepp-demo: --redis needs a build with <ssepp/redis.hpp>, not in this one yet\n");
+                 "ssepp-demo: --redis needs a build with hiredis (Debian libhiredis-dev)\n");
     return 2;
   }
+#endif
   demo::App app(std::move(o));
   return demo::serve(app);
 }
