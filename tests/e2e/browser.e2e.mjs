@@ -41,7 +41,7 @@ after(async () => {
 
 async function openPage() {
   // One context per page: separate cookie jars, so two different signed-in users.
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 780 } });
   const page = await context.newPage();
   page.on('pageerror', (err) => pageErrors.push(String(err)));
   await page.goto(server.url + '/', { waitUntil: 'domcontentloaded' });
