@@ -534,7 +534,7 @@ class Broadcaster {
     Group* group() const noexcept {
       auto v = static_cast<std::uintptr_t>(lo);
       if constexpr (sizeof(std::uintptr_t) > 4) v |= static_cast<std::uintptr_t>(hi) << 16 << 16;
-      return reinterpret_cast<Group*>(v);
+      return reinterpret_cast<Group*>(v);  // NOLINT(performance-no-int-to-ptr): packed pointer
     }
     void set_group(Group* g) noexcept {
       auto v = reinterpret_cast<std::uintptr_t>(g);
@@ -870,6 +870,7 @@ class Broadcaster {
     g.members.pop_back();
     if (g.members.empty()) {
       GroupMap& map = channel ? channels_ : pools_;
+      // cppcheck-suppress mismatchingContainerIterator ; `map` is one of the two, by reference
       map.erase(map.find(*g.name));
     } else {
       g.members.shrink();

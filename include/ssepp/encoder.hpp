@@ -322,7 +322,10 @@ class Frame {
     return *this;
   }
   Frame& operator=(Frame&& other) noexcept {
-    Frame(std::move(other)).swap(*this);
+    if (this != &other) {
+      release();
+      block_ = std::exchange(other.block_, nullptr);
+    }
     return *this;
   }
   ~Frame() { release(); }

@@ -47,7 +47,7 @@ class HeaderFields {
   }
 
   /// Appends a field (ignored when full: the lists built here never exceed `capacity`).
-  constexpr void push_back(HeaderField f) noexcept {
+  constexpr void push_back(const HeaderField& f) noexcept {
     if (size_ < capacity) fields_[size_++] = f;
   }
 

@@ -17,6 +17,7 @@ namespace detail {
 /// block. Used for group member lists, where memory per idle client matters.
 template <class T>
 class InlineOneVector {
+  // NOLINTNEXTLINE(bugprone-sizeof-expression): T is a pointer type here, by design
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(void*),
                 "InlineOneVector holds small trivially copyable values");
 
@@ -59,7 +60,7 @@ class InlineOneVector {
       cap_ = 1;
     } else {
       T* block = new T[cap];
-      if (size_) std::memcpy(block, from, size_ * sizeof(T));
+      if (size_) std::memcpy(block, from, size_ * sizeof(T));  // NOLINT(bugprone-sizeof-expression)
       heap_ = block;
       cap_ = static_cast<std::uint32_t>(cap);
     }

@@ -67,7 +67,7 @@ inline std::uint64_t line_end_mask_swar(const char* p) noexcept {
   std::uint64_t mask = 0;
   for (unsigned w = 0; w < 8; ++w) {
     std::uint64_t x;
-    std::memcpy(&x, p + 8 * w, 8);
+    std::memcpy(&x, p + std::size_t{8} * w, 8);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     x = __builtin_bswap64(x);
 #endif
