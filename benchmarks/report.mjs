@@ -36,7 +36,8 @@ function num(x, unit = '') {
   if (x === null || x === undefined || Number.isNaN(x)) return '–';
   const a = Math.abs(x);
   let s;
-  if (unit === 'deliveries/s' && a >= 1e6) s = `${(x / 1e6).toFixed(2)}M`;
+  if (x === 0) s = '0';
+  else if (unit === 'deliveries/s' && a >= 1e6) s = `${(x / 1e6).toFixed(2)}M`;
   else if (unit === 'deliveries/s' && a >= 1e3) s = `${(x / 1e3).toFixed(0)}k`;
   else if (a >= 100) s = x.toFixed(0);
   else if (a >= 10) s = x.toFixed(1);
@@ -256,7 +257,9 @@ console.log(out.join('\n'));
 // One row per ratio figure, log scale, 1x in the middle; bars green where the target is met,
 // red where it is missed, grey without a target; a tick marks the target ratio.
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const rows = figures.filter((f) => f.ratio !== null && Number.isFinite(f.ratio) && f.ratio > 0);
+// Rows without a drawable ratio (a sustainable rate of 0 on either side) are drawn as text.
+const rows = figures.filter((f) => f.baseline !== null && (f.ratio !== null || f.section === 'fan-out over loopback'));
+const drawable = (f) => f.ratio !== null && Number.isFinite(f.ratio) && f.ratio > 0;
 const lowerIsBetter = (f) => ['ms', 'µs', 'KB'].includes(f.unit) || f.unit.startsWith('%');
 const targetRatio = (f) => {
   const m = /([≥≤]) ([\d.]+)x/.exec(f.target ?? '');
@@ -282,6 +285,17 @@ for (const f of rows) {
   }
   const ratioChecks = f.checks.filter((c) => c.ratio || f.ratio === null || lowerIsBetter(f));
   const colour = !ratioChecks.length ? '#9aa3ad' : ratioChecks.every((c) => c.ok) ? '#2e9e5b' : '#d0453c';
+  if (!drawable(f)) {
+    const label = `${f.name}  vs  ${f.baseline}`;
+    svg.push(`<text x="${labelW}" y="${y + 13}" class="l" text-anchor="end">${esc(label.length > 70 ? label.slice(0, 69) + '…' : label)}</text>`);
+    const what = f.ratio_at_least
+      ? `more than ${f.ratio_at_least.toFixed(1)}x: the baseline passed no rate tried`
+      : `ssepp ${num(f.value, f.unit)} vs ${num(f.baseline_value, f.unit)} ${f.unit}: ${
+          f.value ? 'the baseline' : f.baseline_value ? 'ssepp' : 'neither'} passed any rate tried`;
+    svg.push(`<text x="${(xOf(1) + 4).toFixed(1)}" y="${y + 13}" class="v" fill="${colour}">${esc(what)}</text>`);
+    y += rowH;
+    continue;
+  }
   const x1 = xOf(1);
   const x2 = xOf(f.ratio);
   const label = `${f.name}  vs  ${f.baseline}`;
