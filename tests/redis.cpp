@@ -4,6 +4,7 @@
 
 #include <ssepp/parser.hpp>
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -363,9 +364,14 @@ TEST_CASE("Redis killed and restarted mid-stream: sends fail clearly, nothing lo
 TEST_CASE("Pub/Sub interop: any service PUBLISHes JSON, malformed messages are counted") {
   testing_redis::RedisServer redis;
   Hub hub(node_options());
-  ssepp::RedisPubSubBridge<InboxSink> bridge(hub, redis_at(redis.port()));
   std::vector<std::string> logs;
   std::mutex log_mutex;
+  ssepp::RedisOptions options = redis_at(redis.port());
+  options.on_log = [&](std::string_view line) {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    logs.emplace_back(line);
+  };
+  ssepp::RedisPubSubBridge<InboxSink> bridge(hub, options);
   bridge.start();
   for (int i = 0; i < 250 && !bridge.subscribed(); ++i) std::this_thread::sleep_for(20ms);
   REQUIRE(bridge.subscribed());
@@ -388,4 +394,10 @@ TEST_CASE("Pub/Sub interop: any service PUBLISHes JSON, malformed messages are c
   for (int i = 0; i < 100 && bridge.stats().received < 6; ++i) std::this_thread::sleep_for(10ms);
   CHECK(bridge.stats().received == 6);
   CHECK(bridge.stats().malformed == 2);
+  bridge.stop();
+  std::lock_guard<std::mutex> lock(log_mutex);
+  auto dropped = std::count_if(logs.begin(), logs.end(), [](const std::string& l) {
+    return l.find("malformed") != std::string::npos;
+  });
+  CHECK(dropped == 2);
 }
