@@ -71,7 +71,10 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
     for (const auto& [name, value] : start.headers)
       head_.append(name).append(": ").append(value).append("\r\n");
     head_ += "\r\n";
-    append_chunk(head_, start.first_bytes);
+    if (chunked_)
+      append_chunk(head_, start.first_bytes);
+    else
+      head_ += start.first_bytes;  // HTTP/1.0: the body runs until the connection closes
   }
 
   ~StreamSession() {

@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import {
   api, login, metrics, openEventSource, openRaw, publish, startServer, waitFor,
 } from './lib/harness.mjs';
@@ -292,4 +293,21 @@ test('CORS: the listed origin is echoed with credentials, others get nothing', a
   stream.close();
   assert.equal(stream.headers['access-control-allow-origin'], 'http://app.example');
   assert.equal(stream.headers['access-control-allow-credentials'], 'true');
+});
+
+test('an HTTP/1.0 client gets the stream unchunked, without keep-alive, until the connection ends', async () => {
+  const sock = net.connect(server.port, '127.0.0.1');
+  let raw = '';
+  sock.on('data', (d) => { raw += d.toString('latin1'); });
+  sock.on('connect', () => sock.write('GET /events?channel=room:old HTTP/1.0\r\n\r\n'));
+  await waitFor(() => raw.includes('event: connected') && raw, { what: 'the HTTP/1.0 stream' });
+  await publish(server, { channel: 'room:old', event: 'note', data: 'to 1.0' });
+  await waitFor(() => raw.includes('data: to 1.0'), { what: 'the event' });
+  sock.destroy();
+  const [head, body] = raw.split('\r\n\r\n');
+  assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(head, /\r\nContent-Type: text\/event-stream; charset=utf-8(\r\n|$)/);
+  assert.doesNotMatch(head, /Transfer-Encoding|Connection: keep-alive/i);
+  assert.match(body, /^retry: 2000\n\nevent: connected\ndata: \{/);
+  assert.match(body, /event: note\nid: \d+\ndata: to 1\.0\n\n/);
 });
