@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <thread>
@@ -113,7 +114,9 @@ Outcome run_connection(Options& opt, ssepp::Client& client, Printer& printer) {
 
     beast::flat_buffer buffer;
     http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);  // a stream has no end; the SSE parser bounds each event
+    // A stream has no end; the SSE parser bounds each event. (Not boost::none: Boost 1.74's
+    // parser then rejects every body with a Content-Length.)
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     if (!ec) http::read_header(stream, buffer, parser, ec);
     if (ec) {
       std::fprintf(stderr, "sse-client: no response: %s\n", ec.message().c_str());
@@ -149,7 +152,7 @@ Outcome run_connection(Options& opt, ssepp::Client& client, Printer& printer) {
       parser.get().body().data = chunk;
       parser.get().body().size = sizeof chunk;
       stream.expires_after(opt.idle_timeout);  // heartbeats keep a live stream under this
-      http::read(stream, buffer, parser, ec);
+      http::read_some(stream, buffer, parser, ec);
       if (ec == http::error::need_buffer) ec = {};
       const std::size_t n = sizeof chunk - parser.get().body().size;
       if (auto perr = client.feed(std::string_view(chunk, n), printer)) {
