@@ -50,7 +50,9 @@ inline bool accepting(int port) {
 
 class RedisServer {
  public:
-  RedisServer() : port_(free_port()) {
+  /// `durable`: append-only file synced on every write (survives SIGKILL; slow). Benchmarks
+  /// turn it off.
+  explicit RedisServer(bool durable = true) : port_(free_port()), durable_(durable) {
     char tmpl[] = "/tmp/ssepp-redis-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -73,7 +75,8 @@ class RedisServer {
       std::string port = std::to_string(port_);
       std::string log = dir_ + "/redis.log";
       ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-               "--dir", dir_.c_str(), "--appendonly", "yes", "--appendfsync", "always", "--save",
+               "--dir", dir_.c_str(), "--appendonly", durable_ ? "yes" : "no", "--appendfsync",
+               durable_ ? "always" : "everysec", "--save",
                "", "--daemonize", "no", "--loglevel", "warning", "--logfile", log.c_str(),
                static_cast<char*>(nullptr));
       std::_Exit(127);
@@ -102,6 +105,7 @@ class RedisServer {
   }
 
   int port_;
+  bool durable_;
   std::string dir_;
   pid_t pid_ = -1;
 };
