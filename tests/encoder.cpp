@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/normalise.hpp"
 #include "support/reference_parser.hpp"
 
 using namespace std::chrono_literals;
@@ -23,19 +24,7 @@ ssepp::Event data_event(std::string data) {
   return ev;
 }
 
-// What a client sees for a valid event: its data with line breaks as LF.
-std::string normalised(const std::string& data) {
-  std::string out;
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    if (data[i] == '\r') {
-      out += '\n';
-      if (i + 1 < data.size() && data[i + 1] == '\n') ++i;
-    } else {
-      out += data[i];
-    }
-  }
-  return out;
-}
+using testing_sse::normalised;
 
 }  // namespace
 

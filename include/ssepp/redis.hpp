@@ -236,12 +236,9 @@ inline std::optional<Target> decode_target(std::string_view text) {
     } else if (kind == 'c') {
       t |= Target::channel(std::move(name));
     } else if (kind == 'k') {
-      ClientId id = 0;
-      for (char c : name) {
-        if (c < '0' || c > '9') return std::nullopt;
-        id = id * 10 + static_cast<ClientId>(c - '0');
-      }
-      t |= Target::client(id);
+      auto id = parse_u64(name);
+      if (!id) return std::nullopt;
+      t |= Target::client(*id);
     } else {
       return std::nullopt;
     }
@@ -273,13 +270,9 @@ inline bool decode_entry(const redisReply* entry, Target& target, Event& ev) {
     } else if (k == "comment") {
       ev.comment = std::string(v);
     } else if (k == "retry") {
-      long long ms = 0;
-      if (v.empty() || v.size() > 12) return false;
-      for (char c : v) {
-        if (c < '0' || c > '9') return false;
-        ms = ms * 10 + (c - '0');
-      }
-      ev.retry = std::chrono::milliseconds(ms);
+      auto ms = v.size() <= 12 ? parse_u64(v) : std::nullopt;
+      if (!ms) return false;
+      ev.retry = std::chrono::milliseconds(static_cast<long long>(*ms));
     }
   }
   return has_target && !validate(ev);
@@ -634,15 +627,12 @@ inline bool parse_pubsub_message(std::string_view text, Target& target, Event& e
       } else if (sel.key == "pool") {
         target = Target::pool(sel.value);
       } else if (sel.key == "client") {
-        ClientId id = 0;
-        for (char c : sel.value) {
-          if (c < '0' || c > '9' || id > (~ClientId{0}) / 10 - 10) {
-            error = "client must be a decimal id";
-            return false;
-          }
-          id = id * 10 + static_cast<ClientId>(c - '0');
+        auto id = detail::parse_u64(sel.value);
+        if (!id) {
+          error = "client must be a decimal id";
+          return false;
         }
-        target = Target::client(id);
+        target = Target::client(*id);
       } else {
         error = "unknown target kind \"" + sel.key + "\"";
         return false;
@@ -656,10 +646,9 @@ inline bool parse_pubsub_message(std::string_view text, Target& target, Event& e
       if (!m.is_string) return error = "id must be a string", false;
       ev.id = m.value;
     } else if (m.key == "retry") {
-      if (m.is_string || m.value.empty() || m.value.size() > 12 ||
-          m.value.find_first_not_of("0123456789") != std::string::npos)
-        return error = "retry must be a non-negative integer", false;
-      ev.retry = std::chrono::milliseconds(std::stoll(m.value));
+      auto ms = !m.is_string && m.value.size() <= 12 ? detail::parse_u64(m.value) : std::nullopt;
+      if (!ms) return error = "retry must be a non-negative integer", false;
+      ev.retry = std::chrono::milliseconds(static_cast<long long>(*ms));
     } else {
       error = "unknown key \"" + m.key + "\"";
       return false;

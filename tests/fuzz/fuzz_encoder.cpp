@@ -6,24 +6,15 @@
 
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include "../support/normalise.hpp"
+
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 namespace {
 
-std::string normalised(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\r') {
-      out += '\n';
-      if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
+using testing_sse::normalised;
 
 bool has_any(const std::string& s, std::string_view set) {
   return s.find_first_of(set) != std::string::npos;
