@@ -855,3 +855,40 @@ TEST_CASE("Broadcaster<Mailbox>: an overflowing client is dropped and replays on
   REQUIRE(got.size() == 1);
   CHECK(got[0].view() == "id: 3\ndata: 3\n\n");
 }
+
+TEST_CASE("Broadcaster<Mailbox>: a client cut by its bound resumes through the replay room") {
+  Hub::Clock::time_point now = t0;
+  ssepp::Broadcaster<ssepp::Mailbox> hub({}, now);
+  const ssepp::MailboxOptions bounded{4, 0, ssepp::Overflow::close};
+  ssepp::Mailbox slow(bounded);
+  REQUIRE(hub.connect(slow, {}, now));
+  std::vector<Frame> got;
+  hub.broadcast(msg("1"));
+  slow.take_all(got);  // the writer took "1"; then the client stops reading
+  for (int i = 2; i <= 6; ++i) hub.broadcast(msg(std::to_string(i)));  // 2..5 queued, 6 overflows
+  REQUIRE(slow.stats().overflowed);
+  // The client got "1" and missed more than its bound holds.
+  ConnectOptions o;
+  o.last_event_id = "1";
+  SECTION("without room the replay cannot fit: the client could never resume") {
+    ssepp::Mailbox again(bounded);
+    CHECK_FALSE(hub.connect(again, o, now));
+  }
+  SECTION("with room it replays everything it missed, then the live bound applies") {
+    ssepp::MailboxOptions roomy = bounded;
+    roomy.replay_frames = 1024;
+    ssepp::Mailbox again(roomy);
+    auto r = hub.connect(again, o, now);
+    REQUIRE(r);
+    CHECK(r.replayed == 5);
+    got.clear();
+    again.take_all(got);
+    REQUIRE(got.size() == 5);
+    CHECK(got.front().view() == "id: 2\ndata: 2\n\n");
+    CHECK(got.back().view() == "id: 6\ndata: 6\n\n");
+    for (int i = 7; i <= 10; ++i) hub.broadcast(msg(std::to_string(i)));
+    CHECK_FALSE(again.closed());
+    hub.broadcast(msg("11"));
+    CHECK(again.stats().overflowed);
+  }
+}

@@ -136,6 +136,41 @@ TEST_CASE("Overflow::drop_oldest: evicts the oldest frames until the new one fit
   }
 }
 
+TEST_CASE("replay room: more than the bounds until frames are first taken") {
+  SECTION("frames, ended by take_all") {
+    Mailbox box(MailboxOptions{2, 0, Overflow::close, 3, 0});
+    for (int i = 1; i <= 5; ++i) CHECK(box.send(Frame(std::to_string(i))));
+    CHECK(drain(box) == std::vector<std::string>{"1", "2", "3", "4", "5"});
+    CHECK(box.send(Frame("6")));
+    CHECK(box.send(Frame("7")));
+    CHECK_FALSE(box.send(Frame("8")));  // taken once: the live bound applies
+    CHECK(box.stats().overflowed);
+  }
+  SECTION("bytes, ended by pop") {
+    Mailbox box(MailboxOptions{0, 10, Overflow::close, 0, 10});
+    CHECK(box.send(frame_of(8)));
+    CHECK(box.send(frame_of(8)));
+    CHECK(box.send(frame_of(4)));
+    CHECK_FALSE(box.send(frame_of(1)));  // 21 > 10 + 10
+  }
+  SECTION("ended by try_pop, with a room larger than the ring") {
+    Mailbox box(MailboxOptions{4, 0, Overflow::close, 10000, 0});
+    for (int i = 0; i < 10004; ++i) REQUIRE(box.send(Frame(std::to_string(i))));
+    CHECK_FALSE(box.send(Frame("x")));
+    box.close();
+    Mailbox again(MailboxOptions{4, 0, Overflow::close, 10000, 0});
+    again.send(Frame("a"));
+    REQUIRE(again.try_pop());
+    for (int i = 0; i < 4; ++i) CHECK(again.send(Frame("b")));
+    CHECK_FALSE(again.send(Frame("c")));
+  }
+  SECTION("no room by default") {
+    Mailbox box(MailboxOptions{1, 0, Overflow::close});
+    CHECK(box.send(Frame("1")));
+    CHECK_FALSE(box.send(Frame("2")));
+  }
+}
+
 TEST_CASE("Mailbox::pop waits for a frame, times out, and is woken by close") {
   Mailbox box;
   SECTION("timeout") {

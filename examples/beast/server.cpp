@@ -249,6 +249,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       mo.max_frames = app_.options().queue_frames;
       mo.max_bytes = app_.options().queue_bytes;
       mo.overflow = ssepp::Overflow::close;
+      // A client cut by the bound missed more than the bound: room for its whole replay
+      // (at most the history, in frames the history already holds) until the first write.
+      mo.replay_frames = app_.options().history;
+      mo.replay_bytes = SIZE_MAX;
       ssepp::Mailbox mailbox(mo);
       auto opened = app_.open_stream(req, mailbox);
       if (auto* start = std::get_if<StreamStart>(&opened)) {

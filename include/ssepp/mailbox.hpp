@@ -34,6 +34,13 @@ struct MailboxOptions {
   std::size_t max_frames = 1024;         ///< frames queued at most
   std::size_t max_bytes = 4u << 20;      ///< bytes queued at most (sum of frame sizes)
   Overflow overflow = Overflow::close;   ///< what happens when a frame does not fit
+  /// Room on top of `max_frames` and `max_bytes` until frames are first taken (`pop`,
+  /// `try_pop`, `take_all`): for the replay a `Broadcaster` writes at connect, before the writer
+  /// runs. A client cut by `Overflow::close` missed more than the bounds hold, so without this
+  /// room its replay never fits and it cannot resume. Replayed frames are shared with the
+  /// history: the room costs a pointer per frame. 0: no room.
+  std::size_t replay_frames = 0;
+  std::size_t replay_bytes = 0;  ///< see `replay_frames`
 };
 
 /// A snapshot of a mailbox's counters.
@@ -61,7 +68,7 @@ struct MailboxStats {
 class Mailbox {
  public:
   /// A new, empty, open mailbox. One allocation (the shared state); the ring grows on demand.
-  explicit Mailbox(MailboxOptions options = {}) : state_(std::make_shared<State>(options)) {}
+  explicit Mailbox(const MailboxOptions& options = {}) : state_(std::make_shared<State>(options)) {}
 
   /// Queues `frame` (shares it, no copy of the bytes). Returns false when the mailbox is closed,
   /// or when the frame does not fit and the policy is `Overflow::close` (which closes it). With
@@ -85,7 +92,7 @@ class Mailbox {
         s.overflowed = true;
         wake = std::move(s.wake);
         accepted = false;
-      } else if (s.options.max_bytes != 0 && n > s.options.max_bytes) {
+      } else if (s.byte_limit() != 0 && n > s.byte_limit()) {
         ++s.dropped_frames;
         s.dropped_bytes += n;
       } else {
@@ -128,7 +135,7 @@ class Mailbox {
     State& s = *state_;
     std::unique_lock<std::mutex> lock(s.mutex);
     if (!s.wait(lock, timeout)) return std::nullopt;
-    return s.pop_front();
+    return s.take_front();
   }
 
   /// Takes the oldest frame if there is one; never blocks.
@@ -136,7 +143,7 @@ class Mailbox {
     State& s = *state_;
     std::lock_guard<std::mutex> lock(s.mutex);
     if (s.count == 0) return std::nullopt;
-    return s.pop_front();
+    return s.take_front();
   }
 
   /// Appends every queued frame to `out`, oldest first, and returns how many. Never blocks.
@@ -200,7 +207,7 @@ class Mailbox {
 
  private:
   struct State {
-    explicit State(MailboxOptions o) : options(o) {}
+    explicit State(const MailboxOptions& o) : options(o) {}
 
     // What `send` touches comes first, next to the mutex: fewer cache lines per delivery when a
     // broadcast walks thousands of mailboxes.
@@ -220,9 +227,22 @@ class Mailbox {
     std::uint64_t dropped_bytes = 0;
     std::condition_variable cv;
 
+    bool replay_room = true;  // until frames are first taken
+
+    static std::size_t plus_room(std::size_t bound, std::size_t room) noexcept {
+      if (bound == 0) return 0;
+      return room > SIZE_MAX - bound ? SIZE_MAX : bound + room;
+    }
+    std::size_t frame_limit() const noexcept {
+      return plus_room(options.max_frames, replay_room ? options.replay_frames : 0);
+    }
+    std::size_t byte_limit() const noexcept {
+      return plus_room(options.max_bytes, replay_room ? options.replay_bytes : 0);
+    }
+
     bool fits(std::size_t n) const noexcept {
-      return (options.max_frames == 0 || count < options.max_frames) &&
-             (options.max_bytes == 0 || bytes + n <= options.max_bytes);
+      const std::size_t frames = frame_limit(), max_bytes = byte_limit();
+      return (frames == 0 || count < frames) && (max_bytes == 0 || bytes + n <= max_bytes);
     }
 
     /// Queues f; sets `wake` on the empty -> non-empty transition; true when a waiter needs
@@ -253,6 +273,12 @@ class Mailbox {
       return f;
     }
 
+    /// pop_front for a writer: ends the replay room.
+    Frame take_front() noexcept {
+      replay_room = false;
+      return pop_front();
+    }
+
     void drop_front() noexcept {
       Frame f = pop_front();
       --taken_frames;
@@ -262,6 +288,7 @@ class Mailbox {
 
     std::size_t take_all(std::vector<Frame>& out) {
       const std::size_t n = count;
+      if (n != 0) replay_room = false;
       out.reserve(out.size() + n);
       while (count != 0) out.push_back(pop_front());
       return n;
@@ -269,8 +296,8 @@ class Mailbox {
 
     void grow() {
       std::size_t cap = ring.empty() ? 8 : ring.size() * 2;
-      if (options.max_frames != 0 && cap > options.max_frames)
-        cap = std::max(options.max_frames, count + 1);
+      const std::size_t limit = frame_limit();
+      if (limit != 0 && cap > limit) cap = std::max(limit, count + 1);
       std::vector<Frame> next(cap);
       for (std::size_t i = 0; i < count; ++i) {
         std::size_t at = head + i;

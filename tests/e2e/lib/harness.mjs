@@ -225,3 +225,23 @@ export async function openEventSource(server, { channels, query, token, types = 
   client.close = () => es.close();
   return client;
 }
+
+/**
+ * A slow consumer: an openRaw stream that stops reading as soon as its response starts. Its
+ * socket is paused, so the kernel's buffers fill, then the server's queue for it. `resume()`
+ * reads on: what the connection still delivers lands in `events`, as with openRaw.
+ */
+export function openStalled(server, options = {}) {
+  const client = openRaw(server, options);
+  let res;
+  let resumed = false;
+  client.request.on('response', (r) => {
+    res = r;
+    if (!resumed) r.pause();
+  });
+  client.resume = () => {
+    resumed = true;
+    res?.resume();
+  };
+  return client;
+}
