@@ -229,14 +229,17 @@ export async function openEventSource(server, { channels, query, token, types = 
 /**
  * A slow consumer: an openRaw stream that stops reading as soon as its response starts. Its
  * socket is paused, so the kernel's buffers fill, then the server's queue for it. `resume()`
- * reads on: what the connection still delivers lands in `events`, as with openRaw.
+ * reads on: what the connection still delivers lands in `events`, as with openRaw, and `bytes`
+ * counts the body bytes received.
  */
 export function openStalled(server, options = {}) {
   const client = openRaw(server, options);
   let res;
   let resumed = false;
+  client.bytes = 0;
   client.request.on('response', (r) => {
     res = r;
+    r.on('data', (chunk) => { client.bytes += chunk.length; });
     if (!resumed) r.pause();
   });
   client.resume = () => {
@@ -244,4 +247,26 @@ export function openStalled(server, options = {}) {
     res?.resume();
   };
   return client;
+}
+
+/**
+ * startServer with extra environment variables for the server process only, e.g.
+ * `{ ASAN_OPTIONS: asanOptions('quarantine_size_mb=16') }`.
+ */
+export function startServerWithEnv(args, env, options) {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return startServer(args, options);  // spawns before its first await: env is read by then
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+/** $ASAN_OPTIONS with `extra` options appended (a later option overrides an earlier one). */
+export function asanOptions(...extra) {
+  return [process.env.ASAN_OPTIONS, ...extra].filter(Boolean).join(':');
 }
