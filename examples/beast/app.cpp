@@ -371,6 +371,10 @@ Response App::publish(const Request& req) {
   if (type) ev.type = *type;
   if (id) ev.id = *id;
   if (auto ec = ssepp::validate(ev)) return error(400, "invalid event: " + ec.message());
+  // Clients send the id back as Last-Event-ID, which open_stream refuses past 1 KiB: a longer id
+  // would leave every client that received it unable to reconnect.
+  if (ev.id && ev.id->size() > ssepp::default_max_last_event_id)
+    return error(400, "invalid event: id longer than 1024 bytes");
 
   ssepp::Target target = ssepp::Target::all();
   if (channel) {

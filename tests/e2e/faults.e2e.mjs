@@ -294,3 +294,24 @@ test('private events reach their user only: not by joining, not by subscribing, 
   await again.waitFor((e) => e.data === 'public 3');
   assert.deepEqual(again.of('note').map((e) => e.data), ['zoe channel', 'zoe user', 'public 2', 'zoe later', 'public 3']);
 });
+
+test('an event id longer than a Last-Event-ID may be is refused: clients must be able to resume from it', async () => {
+  const c = raw({ channels: ['room:ids'] });
+  await c.connected;
+  let r = await api(server, '/publish', { channel: 'room:ids', event: 'seq', id: 'i'.repeat(1025), data: '0' });
+  assert.equal(r.status, 400, r.text);
+  assert.match(r.json.error, /id/);
+  await publish(server, { channel: 'room:ids', event: 'seq', id: 'i'.repeat(1024), data: '1' });
+  await publish(server, { channel: 'room:ids', event: 'seq', data: '2' });
+  await c.waitCount('seq', 2);
+  assert.deepEqual(seqs(c), [1, 2]);
+  // The client that got the longest id allowed sends it back and resumes.
+  const again = raw({ channels: ['room:ids'], lastEventId: c.of('seq')[0].id });
+  const hello = await again.connected;
+  assert.equal(hello.replay, 'found');
+  await again.waitCount('seq', 1);
+  assert.deepEqual(seqs(again), [2]);
+  r = await publish(server, { channel: 'room:ids', event: 'seq', data: '3' });
+  await again.waitCount('seq', 2);
+  assert.deepEqual(seqs(again), [2, 3]);
+});
