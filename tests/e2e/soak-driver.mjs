@@ -137,7 +137,7 @@ Atomics.store(shared, 0, 1);
 const worker = new Worker(new URL(import.meta.url), {
   workerData: { url: server.url, port: server.port, tokens, churn: CHURN, stuck: STUCK, users: USERS, shared },
 });
-const loadStats = { churned: 0, slow: { cycles: 0, cut: 0, replayed: [], reached: [] } };
+const loadStats = { churned: 0, slow: { cycles: 0, cut: 0, recut: 0, replayed: [], reached: [] } };
 worker.on('message', (m) => {
   if (m.fail) fail(m.fail);
   if (m.stats) Object.assign(loadStats, m.stats);
@@ -206,7 +206,8 @@ const { churned, slow } = loadStats;
 const range = (xs, unit = '') => (xs.length ? `${Math.min(...xs)}-${Math.max(...xs)}${unit}` : 'none');
 console.log(`\n${MINUTES} min: ${churned} streams churned; ${slow.cycles} slow-consumer rounds, ${slow.cut} cut ` +
             `with ${range(slow.reached.map((b) => (b / 1048576).toFixed(1)), ' MiB')} in their socket buffers, ` +
-            `replayed ${range(slow.replayed)} events each on reconnect; ${n} events to ${READERS} readers, ` +
+            `replayed ${range(slow.replayed)} events each on reconnect (${slow.recut} cut again while ` +
+            `reading their replay); ${n} events to ${READERS} readers, ` +
             `worst 10 s p99 ${worstP99.toFixed(1)} ms`);
 console.log(`stale clients ${end.ssepp_clients - steady.ssepp_clients}; RSS after warm-up ${mib(warmRss)} MiB, ` +
             `at the end ${mib(endRss)} MiB (margin ${mib(margin)} MiB)`);
@@ -224,7 +225,7 @@ async function load({ url, port, tokens, churn: CHURN, stuck: STUCK, users: USER
   const running = () => Atomics.load(shared, 0) === 1;
   const fail = (message) => parentPort.postMessage({ fail: message });
   let churned = 0;
-  const slow = { cycles: 0, cut: 0, replayed: [], reached: [] };
+  const slow = { cycles: 0, cut: 0, recut: 0, replayed: [], reached: [] };
   const report = () => parentPort.postMessage({ stats: { churned, slow } });
   const reporting = setInterval(report, 1000);
 
@@ -315,13 +316,21 @@ async function load({ url, port, tokens, churn: CHURN, stuck: STUCK, users: USER
         if (hello.replay !== 'found') fail(`a slow consumer resumed with replay ${hello.replay}`);
         slow.replayed.push(hello.replayed);
       }
-      // Read on for a while, then check: across both connections, every number once, in order.
+      // Read on for a while, then check: across its connections, every number once, in order.
+      // Like an EventSource, a consumer cut again reconnects from its last id: a replay of
+      // megabytes can outlast a 64-frame queue while events keep coming.
       await sleep(3000);
       const upTo = Atomics.load(shared, 1) - 1;
       for (const c of conns) {
         const got = () => c.flatMap((x) => x.of('seq')).map(seqOf);
-        await waitFor(() => got().at(-1) >= upTo, { timeout: 30000, what: 'a resumed slow consumer to catch up' })
-          .catch((err) => fail(err.message));
+        await waitFor(() => {
+          const last = c.at(-1);
+          if (last.ended) {
+            slow.recut += 1;
+            c.push(openRaw(server, { channels: ['room:lat', 'room:bulk'], lastEventId: last.lastId() }));
+          }
+          return got().at(-1) >= upTo;
+        }, { timeout: 30000, what: 'a resumed slow consumer to catch up' }).catch((err) => fail(err.message));
         const seqs = got();
         const k = seqs.findIndex((x, i) => x !== seqs[0] + i);
         if (k >= 0) fail(`a slow consumer got event ${seqs[k]} where ${seqs[0] + k} was due`);
