@@ -1,11 +1,11 @@
 #include "server.hpp"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -27,7 +28,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-using Strand = net::strand<net::io_context::executor_type>;
 
 /// Counts an open connection for its whole life (HTTP phase, then stream phase).
 class Slot {
@@ -48,16 +48,58 @@ class Slot {
 std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
 
 // ---------------------------------------------------------------------------------------------
-// One event stream: a Mailbox the broadcaster fills, drained on the connection's strand. Every
-// wake-up takes all queued frames and writes them in ONE async_write (a buffer sequence over the
-// shared frames, which stay alive in `writing_frames_` until the write completes).
+// One event-loop thread. Each has an io_context of its own (no strands: every connection lives on
+// one loop), and collects the streams whose mailboxes woke up. It writes them only once it has run
+// every handler that was ready, so when publishes arrive faster than one at a time (a burst, a
+// busy moment), each stream gets all of them in one system call instead of one call per event.
+// An idle server still writes at once: the loop is ready again right after the publish.
+
+class StreamSession;
+
+class Loop {
+ public:
+  Loop() : work_(ioc_.get_executor()) {}
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  net::io_context& context() noexcept { return ioc_; }
+
+  /// Queues `stream` for the next flush. From any thread (a mailbox wakes on the sender's).
+  void wake(std::shared_ptr<StreamSession> stream);
+
+  /// Runs handlers and flushes woken streams until stop(). On the thread that owns the loop.
+  void run();
+
+  /// Ends run(); from any thread.
+  void stop() { ioc_.stop(); }
+
+ private:
+  void flush();
+
+  // The context first: the streams below hold sockets of it and must go before it.
+  net::io_context ioc_{1};
+  net::executor_work_guard<net::io_context::executor_type> work_;
+  std::vector<std::shared_ptr<StreamSession>> ready_, flushing_;  // this loop's thread only
+  std::mutex remote_mutex_;
+  std::vector<std::shared_ptr<StreamSession>> remote_;  // woken from other threads
+  bool remote_posted_ = false;
+};
+
+thread_local Loop* this_thread_loop = nullptr;
+
+// ---------------------------------------------------------------------------------------------
+// One event stream: a Mailbox the broadcaster fills, written by its loop. A flush takes every
+// queued frame and writes them with one non-blocking gather write (chunk framing around them);
+// only when the socket is full does the stream wait for it to drain, and only then is a write
+// timeout armed, so a stream that keeps up costs no timer and no completion handler.
 
 class StreamSession : public std::enable_shared_from_this<StreamSession> {
  public:
-  StreamSession(beast::tcp_stream&& stream, Slot slot, App& app, ssepp::Mailbox mailbox,
+  StreamSession(tcp::socket&& socket, Loop& loop, Slot slot, App& app, ssepp::Mailbox mailbox,
                 StreamStart start, bool chunked)
-      : stream_(std::move(stream)),
-        executor_(stream_.get_executor()),
+      : socket_(std::move(socket)),
+        loop_(loop),
+        timer_(socket_.get_executor()),
         slot_(std::move(slot)),
         app_(app),
         mailbox_(std::move(mailbox)),
@@ -85,20 +127,32 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
     }
   }
 
+  /// On the loop's thread: writes the head, then whatever the mailbox holds.
   void start() {
-    // Runs on the connection's strand (we are inside the HTTP session's handler).
-    stream_.expires_never();
+    beast::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return finish(false);
     watch();
-    writing_ = true;
-    stream_.expires_after(app_.options().write_timeout);
-    net::async_write(
-        stream_, net::buffer(head_),
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec, 0); });
-    // The wake-up runs on whichever thread sent the frame: it only posts to our strand.
-    mailbox_.on_wake([weak = weak_from_this(), ex = executor_] {
-      if (auto self = weak.lock()) net::post(ex, [self = std::move(self)] { self->flush(); });
+    buffers_.emplace_back(head_.data(), head_.size());
+    // The wake-up runs on whichever thread sent the frame: it only hands us to our loop.
+    mailbox_.on_wake([weak = weak_from_this(), loop = &loop_] {
+      if (auto self = weak.lock()) loop->wake(std::move(self));
     });
+    write();
   }
+
+  /// On the loop's thread, for a wake-up: writes what is queued, or ends a closed stream.
+  void flush() {
+    queued_ = false;
+    if (done_) return;
+    // Closed: by the broadcaster (disconnect) or by overflow (a client that does not read). Cut
+    // at once, even with bytes unwritten: the client replays what it missed when it reconnects.
+    if (mailbox_.closed()) return finish(mailbox_.stats().overflowed);
+    if (!waiting_) write();
+  }
+
+  /// Marks the stream queued for a flush; false when it already is. The loop's thread only.
+  bool mark_queued() noexcept { return !std::exchange(queued_, true); }
 
  private:
   static void append_chunk(std::string& out, std::string_view bytes) {
@@ -110,46 +164,77 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
   /// Watches the read side: an SSE client sends nothing after its request, so any completion
   /// but data means it is gone.
   void watch() {
-    stream_.async_read_some(net::buffer(discard_),
+    socket_.async_read_some(net::buffer(discard_),
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (self->done_) return;
                               if (ec) return self->finish(false);
                               self->watch();
                             });
   }
 
-  void flush() {
-    if (done_) return;
-    // Closed: by the broadcaster (disconnect) or by overflow (a client that does not read). Cut
-    // at once, even with a write pending: the client replays what it missed when it reconnects.
-    if (mailbox_.closed()) return finish(mailbox_.stats().overflowed);
-    if (writing_) return;
+  /// Writes until the mailbox is empty or the socket is full.
+  void write() {
+    for (;;) {
+      if (next_ == buffers_.size() && !take()) return;
+      beast::error_code ec;
+      const std::size_t n = socket_.write_some(
+          beast::span<const net::const_buffer>(buffers_.data() + next_, buffers_.size() - next_),
+          ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) return wait_writable();
+      if (ec) return finish(false);
+      consume(n);
+    }
+  }
+
+  /// Takes every queued frame into one buffer sequence (one chunk); false when none.
+  bool take() {
     frames_.clear();
-    if (mailbox_.take_all(frames_) == 0) return;
+    buffers_.clear();
+    next_ = 0;
+    if (mailbox_.take_all(frames_) == 0) return false;
     std::size_t total = 0;
     for (const auto& f : frames_) total += f.size();
-    buffers_.clear();
     if (chunked_) {
       int n = std::snprintf(chunk_size_.data(), chunk_size_.size(), "%zx\r\n", total);
       buffers_.emplace_back(chunk_size_.data(), static_cast<std::size_t>(n));
     }
     for (const auto& f : frames_) buffers_.emplace_back(f.data(), f.size());
     if (chunked_) buffers_.emplace_back("\r\n", 2);
-    writing_frames_.swap(frames_);
-    writing_ = true;
     auto& c = app_.counters();
     c.writes.fetch_add(1, std::memory_order_relaxed);
-    c.frames_written.fetch_add(writing_frames_.size(), std::memory_order_relaxed);
-    stream_.expires_after(app_.options().write_timeout);
-    net::async_write(
-        stream_, buffers_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec, 1); });
+    c.frames_written.fetch_add(frames_.size(), std::memory_order_relaxed);
+    return true;
   }
 
-  void on_write(beast::error_code ec, int) {
-    writing_ = false;
-    writing_frames_.clear();
-    if (ec) return finish(ec == beast::error::timeout);
-    flush();
+  /// Drops `n` written bytes from the front of the buffer sequence.
+  void consume(std::size_t n) {
+    while (n > 0 && next_ < buffers_.size()) {
+      auto& b = buffers_[next_];
+      if (n < b.size()) {
+        b += n;
+        return;
+      }
+      n -= b.size();
+      ++next_;
+    }
+  }
+
+  /// The socket is full: wait until it drains, cutting the stream if that takes longer than the
+  /// write timeout (a client that stopped reading).
+  void wait_writable() {
+    waiting_ = true;
+    socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code ec) {
+      self->waiting_ = false;
+      if (self->done_) return;
+      if (ec) return self->finish(false);
+      self->timer_.cancel();
+      self->write();
+    });
+    timer_.expires_after(app_.options().write_timeout);
+    timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      auto self = weak.lock();
+      if (!ec && self && self->waiting_ && !self->done_) self->finish(true);
+    });
   }
 
   void finish(bool cut) {
@@ -160,34 +245,88 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
     mailbox_.close();
     app_.close_stream(id_);
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
   }
 
-  beast::tcp_stream stream_;
-  const net::any_io_executor executor_;
+  tcp::socket socket_;
+  Loop& loop_;
+  net::steady_timer timer_;
   Slot slot_;
   App& app_;
   ssepp::Mailbox mailbox_;
   ssepp::ClientId id_;
   bool chunked_;
-  bool writing_ = false;
+  bool queued_ = false;   // in the loop's ready list
+  bool waiting_ = false;  // for the socket to drain
   bool done_ = false;
   std::string head_;
-  std::vector<ssepp::Frame> frames_;
-  std::vector<ssepp::Frame> writing_frames_;
+  std::vector<ssepp::Frame> frames_;  // being written; alive until written
   std::vector<net::const_buffer> buffers_;
+  std::size_t next_ = 0;  // first buffer of buffers_ not fully written
   std::array<char, 24> chunk_size_{};
-  std::array<char, 512> discard_{};
+  std::array<char, 64> discard_{};
 };
+
+void Loop::wake(std::shared_ptr<StreamSession> stream) {
+  if (this_thread_loop == this) {
+    if (stream->mark_queued()) ready_.push_back(std::move(stream));
+    return;
+  }
+  bool post = false;
+  {
+    std::lock_guard<std::mutex> lock(remote_mutex_);
+    remote_.push_back(std::move(stream));
+    post = !std::exchange(remote_posted_, true);
+  }
+  if (post) {
+    net::post(ioc_, [this] {
+      std::vector<std::shared_ptr<StreamSession>> woken;
+      {
+        std::lock_guard<std::mutex> lock(remote_mutex_);
+        woken.swap(remote_);
+        remote_posted_ = false;
+      }
+      for (auto& s : woken)
+        if (s->mark_queued()) ready_.push_back(std::move(s));
+    });
+  }
+}
+
+void Loop::run() {
+  this_thread_loop = this;
+  // A bounded batch of ready handlers, then the flush: under a flood of requests the streams
+  // still get written every few thousand handlers.
+  constexpr int batch = 4096;
+  while (ioc_.run_one() != 0) {
+    for (int i = 1; i < batch && ioc_.poll_one() != 0; ++i) {
+    }
+    flush();
+  }
+  ready_.clear();
+  {
+    std::lock_guard<std::mutex> lock(remote_mutex_);
+    remote_.clear();
+  }
+  this_thread_loop = nullptr;
+}
+
+void Loop::flush() {
+  while (!ready_.empty()) {
+    flushing_.swap(ready_);
+    for (auto& s : flushing_) s->flush();
+    flushing_.clear();
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // One HTTP connection: keep-alive request/response loop until it becomes a stream.
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket&& socket, App& app)
-      : stream_(std::move(socket)), slot_(app.counters()), app_(app) {}
+  HttpSession(tcp::socket&& socket, Loop& loop, App& app)
+      : stream_(std::move(socket)), loop_(loop), slot_(app.counters()), app_(app) {}
 
   void run() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
@@ -256,9 +395,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       ssepp::Mailbox mailbox(mo);
       auto opened = app_.open_stream(req, mailbox);
       if (auto* start = std::get_if<StreamStart>(&opened)) {
-        auto stream = std::make_shared<StreamSession>(std::move(stream_), std::move(slot_), app_,
-                                                      std::move(mailbox), std::move(*start),
-                                                      msg.version() >= 11);
+        stream_.expires_never();
+        auto stream = std::make_shared<StreamSession>(
+            stream_.release_socket(), loop_, std::move(slot_), app_, std::move(mailbox),
+            std::move(*start), msg.version() >= 11);
         stream->start();
         return;  // this session ends here; the stream owns the connection now
       }
@@ -343,6 +483,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   beast::tcp_stream stream_;
+  Loop& loop_;
   Slot slot_;
   App& app_;
   beast::flat_buffer buffer_{16 * 1024};
@@ -356,8 +497,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(net::io_context& ioc, App& app)
-      : ioc_(ioc), acceptor_(net::make_strand(ioc)), retry_(ioc), app_(app) {}
+  /// Accepts on the first loop and deals connections to every loop in turn.
+  Listener(std::vector<std::unique_ptr<Loop>>& loops, App& app)
+      : loops_(loops), acceptor_(loops[0]->context()), retry_(loops[0]->context()), app_(app) {}
 
   tcp::endpoint open(const tcp::endpoint& ep) {
     acceptor_.open(ep.protocol());
@@ -368,10 +510,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
 
   void accept() {
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-                             self->on_accept(ec, std::move(s));
-                           });
+    Loop& loop = *loops_[next_++ % loops_.size()];
+    acceptor_.async_accept(loop.context(), [self = shared_from_this(), &loop](
+                                               beast::error_code ec, tcp::socket s) {
+      self->on_accept(ec, std::move(s), loop);
+    });
   }
 
   void stop() {
@@ -383,7 +526,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
 
  private:
-  void on_accept(beast::error_code ec, tcp::socket socket) {
+  void on_accept(beast::error_code ec, tcp::socket socket, Loop& loop) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
     if (ec) {
       // Out of descriptors or similar: wait a little instead of spinning.
@@ -403,12 +546,13 @@ class Listener : public std::enable_shared_from_this<Listener> {
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<HttpSession>(std::move(socket), app_)->run();
+      std::make_shared<HttpSession>(std::move(socket), loop, app_)->run();
     }
     accept();
   }
 
-  net::io_context& ioc_;
+  std::vector<std::unique_ptr<Loop>>& loops_;
+  std::size_t next_ = 0;
   tcp::acceptor acceptor_;
   net::steady_timer retry_;
   App& app_;
@@ -417,7 +561,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 /// Calls app.tick() every 100 ms: heartbeats, history expiry, the price feed, job progress.
 class Ticker : public std::enable_shared_from_this<Ticker> {
  public:
-  Ticker(net::io_context& ioc, App& app) : timer_(net::make_strand(ioc)), app_(app) {}
+  Ticker(net::io_context& ioc, App& app) : timer_(ioc), app_(app) {}
   void start() { arm(); }
   void stop() {
     net::post(timer_.get_executor(), [self = shared_from_this()] {
@@ -454,8 +598,10 @@ void raise_file_limit() {
 int serve(App& app) {
   const Options& opts = app.options();
   raise_file_limit();
-  net::io_context ioc(static_cast<int>(opts.threads));
-  auto listener = std::make_shared<Listener>(ioc, app);
+  std::vector<std::unique_ptr<Loop>> loops;
+  for (unsigned i = 0; i < opts.threads; ++i) loops.push_back(std::make_unique<Loop>());
+  net::io_context& main = loops[0]->context();
+  auto listener = std::make_shared<Listener>(loops, app);
   tcp::endpoint bound;
   try {
     bound = listener->open(tcp::endpoint(net::ip::make_address(opts.host), opts.port));
@@ -465,14 +611,14 @@ int serve(App& app) {
     return 1;
   }
   listener->accept();
-  auto ticker = std::make_shared<Ticker>(ioc, app);
+  auto ticker = std::make_shared<Ticker>(main, app);
   ticker->start();
 
-  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  net::signal_set signals(main, SIGINT, SIGTERM);
   signals.async_wait([&](beast::error_code, int) {
     listener->stop();
     ticker->stop();
-    ioc.stop();
+    for (auto& loop : loops) loop->stop();
   });
 
   std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
@@ -482,8 +628,9 @@ int serve(App& app) {
   std::fflush(stdout);
 
   std::vector<std::thread> extra;
-  for (unsigned i = 1; i < opts.threads; ++i) extra.emplace_back([&ioc] { ioc.run(); });
-  ioc.run();
+  for (std::size_t i = 1; i < loops.size(); ++i)
+    extra.emplace_back([&loop = *loops[i]] { loop.run(); });
+  loops[0]->run();
   for (auto& t : extra) t.join();
   return 0;
 }
