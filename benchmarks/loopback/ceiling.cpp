@@ -1,8 +1,10 @@
 // ssepp-ceiling: the no-library fan-out ceiling for the loopback benchmark. One thread, epoll,
 // nothing but the system calls: GET /events opens a chunked event stream, POST /publish with
 // {"channel":…, "event":…, "data":"…"} formats the event once (chunk framing included) and
-// write()s the same bytes to every stream; a stream whose socket is full keeps the rest in its own
-// buffer (cut above 1 MiB, as the demo server's default queue). No validation, no registry, no
+// appends the same bytes to every stream's buffer; after each batch of ready events (all the
+// publishes that arrived together) every stream with new bytes is written once, so a busy server
+// makes one system call per stream for several events. A stream whose socket is full keeps the
+// rest in its buffer (cut above 1 MiB, as the demo server's default queue). No validation, no registry, no
 // history: what any SSE server must at least do, so ssepp's demo server is measured against it.
 //
 //   ssepp-ceiling [--host 127.0.0.1] [--port 0]
@@ -38,6 +40,7 @@ struct Conn {
   std::string out;       // bytes the socket did not take yet
   std::size_t out_off = 0;
   bool want_out = false;
+  bool dirty = false;  // has bytes for the next flush
 };
 
 class Server {
@@ -78,6 +81,7 @@ class Server {
         if (e & EPOLLOUT) flush(*c);
         if (conn(fd) && (e & (EPOLLIN | EPOLLHUP | EPOLLERR))) on_read(*c);
       }
+      flush_dirty();
     }
   }
 
@@ -195,28 +199,32 @@ class Server {
     frame_.append("data: ").append(data).append("\n\n\r\n");
     for (std::size_t i = 0; i < streams_.size();) {
       Conn& s = *streams_[i];
-      if (!s.out.empty()) {
-        s.out.append(frame_);
-        if (s.out.size() - s.out_off > max_pending) {
-          close_conn(s);  // the last stream moved into slot i
-          continue;
-        }
-        ++i;
+      if (s.out.size() - s.out_off + frame_.size() > max_pending) {
+        close_conn(s);  // the last stream moved into slot i
         continue;
       }
-      ssize_t w = ::send(s.fd, frame_.data(), frame_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        close_conn(s);
-        continue;
-      }
-      std::size_t sent = w < 0 ? 0 : static_cast<std::size_t>(w);
-      if (sent < frame_.size()) {
-        s.out.assign(frame_, sent);
-        s.out_off = 0;
-        watch_out(s, true);
-      }
+      s.out.append(frame_);
+      mark_dirty(s);
       ++i;
     }
+  }
+
+  /// Queues c for the flush after this batch of events (unless it waits for EPOLLOUT).
+  void mark_dirty(Conn& c) {
+    if (c.dirty || c.want_out) return;
+    c.dirty = true;
+    dirty_.push_back(c.fd);
+  }
+
+  /// Writes every stream that got bytes during the batch, once.
+  void flush_dirty() {
+    for (std::size_t k = 0; k < dirty_.size(); ++k) {
+      Conn* c = conn(dirty_[k]);
+      if (!c || !c->dirty) continue;  // closed (and maybe its descriptor reused) meanwhile
+      c->dirty = false;
+      flush(*c);
+    }
+    dirty_.clear();
   }
 
   void watch_out(Conn& c, bool on) {
@@ -245,6 +253,7 @@ class Server {
 
   int lfd_ = -1, ep_ = -1;
   std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<int> dirty_;  // descriptors of streams to flush after this batch
   std::vector<Conn*> streams_;
   std::string frame_;
   std::uint64_t next_id_ = 0;
