@@ -892,3 +892,73 @@ TEST_CASE("Broadcaster<Mailbox>: a client cut by its bound resumes through the r
     CHECK(again.stats().overflowed);
   }
 }
+
+namespace {
+/// A sink that takes frames by value and keeps them (as a queue does), or refuses.
+struct KeepingSink {
+  std::shared_ptr<std::vector<Frame>> kept;
+  bool refuse = false;
+  bool send(Frame f) {
+    if (refuse) return false;
+    kept->push_back(std::move(f));
+    return true;
+  }
+};
+}  // namespace
+
+TEST_CASE("a send's references are counted in bulk and add up whatever the sinks do") {
+  const Frame probe = Frame::from_event(msg("x"));
+  SECTION("sinks that copy, refuse or throw: only the copies stay") {
+    Hub hub({}, t0);
+    std::vector<Frame> copies;
+    Client copier, failing, throwing;
+    copier.log->on_send = [&](const Frame& f) { copies.push_back(f); };
+    failing.log->fail = true;
+    throwing.log->throws = true;
+    for (Client* c : {&copier, &failing, &throwing}) c->result = hub.connect(c->sink(), {}, t0);
+    CHECK(hub.send_encoded(Target::all(), probe).delivered == 1);
+    CHECK(probe.use_count() == 2);  // the caller's and the copy
+    copies.clear();
+    CHECK(probe.use_count() == 1);
+  }
+  SECTION("sinks that keep the reference they are given, and one that refuses") {
+    ssepp::Broadcaster<KeepingSink> hub({}, t0);
+    auto kept = std::make_shared<std::vector<Frame>>();
+    for (int i = 0; i < 40; ++i) hub.connect(KeepingSink{kept, i % 7 == 3}, {}, t0);
+    CHECK(hub.send_encoded(Target::all(), probe).delivered == 34);
+    CHECK(kept->size() == 34);
+    CHECK(probe.use_count() == 35);
+    kept->clear();
+    CHECK(probe.use_count() == 1);
+  }
+  SECTION("mailboxes, one of them full") {
+    ssepp::Broadcaster<ssepp::Mailbox> hub({}, t0);
+    std::vector<ssepp::Mailbox> boxes(30);
+    boxes[5] = ssepp::Mailbox(ssepp::MailboxOptions{1, 0, ssepp::Overflow::close});
+    boxes[5].send(Frame("full"));
+    for (auto& b : boxes) hub.connect(b, {}, t0);
+    CHECK(hub.send_encoded(Target::all(), probe).delivered == 29);
+    CHECK(probe.use_count() == 30);
+    std::vector<Frame> out;
+    for (auto& b : boxes) b.take_all(out);
+    CHECK(out.size() == 30);  // 29 of the probe and the frame that filled boxes[5]
+    out.clear();
+    CHECK(probe.use_count() == 1);
+  }
+}
+
+TEST_CASE("Broadcaster<Mailbox>: every mailbox of a large fan-out gets every event in order") {
+  ssepp::Broadcaster<ssepp::Mailbox> hub({}, t0);
+  std::vector<ssepp::Mailbox> boxes(257);  // more than the delivery loop's prefetch distances
+  for (auto& b : boxes) hub.connect(b, {}, t0);
+  for (int i = 1; i <= 20; ++i) CHECK(hub.broadcast(msg(std::to_string(i))).delivered == boxes.size());
+  std::vector<Frame> out;
+  for (auto& b : boxes) {
+    out.clear();
+    b.take_all(out);
+    REQUIRE(out.size() == 20);
+    for (int i = 1; i <= 20; ++i)
+      CHECK(out[static_cast<std::size_t>(i - 1)].view() ==
+            "id: " + std::to_string(i) + "\ndata: " + std::to_string(i) + "\n\n");
+  }
+}

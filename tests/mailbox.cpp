@@ -61,6 +61,33 @@ TEST_CASE("Mailbox copies share one queue") {
   CHECK_FALSE(other.send(Frame("y")));
 }
 
+TEST_CASE("Mailbox::send(Frame&&) moves a frame it queues and leaves one it does not") {
+  Mailbox box(MailboxOptions{1, 0, Overflow::close});
+  Frame a("a");
+  Frame moved = a;
+  CHECK(box.send(std::move(moved)));
+  CHECK(moved.empty());       // NOLINT(bugprone-use-after-move): moved into the queue
+  CHECK(a.use_count() == 2);  // the queue holds the reference the moved frame had
+  Frame b("b");
+  Frame kept = b;
+  CHECK_FALSE(box.send(std::move(kept)));  // overflow: not queued
+  CHECK(kept.view() == "b");               // NOLINT(bugprone-use-after-move): left as it was
+  CHECK(b.use_count() == 2);
+  CHECK(drain(box) == std::vector<std::string>{"a"});
+  CHECK(a.use_count() == 1);
+}
+
+TEST_CASE("Mailbox::prefetch is only a hint") {
+  Mailbox box(MailboxOptions{2, 0, Overflow::close});
+  for (int stage : {2, 1}) box.prefetch(stage);
+  CHECK(box.send(Frame("1")));
+  CHECK(box.send(Frame("2")));
+  for (int stage : {2, 1}) box.prefetch(stage);  // full: no slot to point at
+  CHECK(drain(box) == std::vector<std::string>{"1", "2"});
+  box.prefetch(1);
+  CHECK(box.stats().queued_frames == 0);
+}
+
 TEST_CASE("Mailbox ignores empty frames") {
   Mailbox box;
   CHECK(box.send(Frame()));
@@ -113,7 +140,11 @@ TEST_CASE("Overflow::drop_oldest: evicts the oldest frames until the new one fit
     auto st = box.stats();
     CHECK(st.dropped_frames == 2);
     CHECK(st.dropped_bytes == 2);
+    CHECK(st.accepted_frames == 5);
     CHECK(drain(box) == std::vector<std::string>{"3", "4", "5"});
+    st = box.stats();
+    CHECK(st.accepted_frames == 5);
+    CHECK(st.taken_frames == 3);
   }
   SECTION("bounded in bytes") {
     Mailbox box(MailboxOptions{0, 10, Overflow::drop_oldest});
@@ -133,6 +164,7 @@ TEST_CASE("Overflow::drop_oldest: evicts the oldest frames until the new one fit
     CHECK(st.dropped_frames == 1);
     CHECK(st.dropped_bytes == 11);
     CHECK(st.queued_frames == 1);
+    CHECK(st.accepted_frames == 1);  // dropped on arrival: never queued
   }
 }
 

@@ -554,18 +554,18 @@ class Broadcaster {
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
 
-    S sink;
+    S sink;                // first, with `written`: what a delivery touches
+    bool written = false;  // written since the last tick
+    bool has_user = false;
+    bool removed = false;
+    std::uint32_t epoch = 0;  // dedupe stamp of the last multi-part send
     ClientId id;
     Clock::time_point last_activity{};  // last write as of the previous tick
     Membership* groups = nullptr;
     std::uint32_t group_count = 0;
     std::uint32_t group_cap = 0;
     std::uint32_t pool_count = 0;
-    std::uint32_t epoch = 0;      // dedupe stamp of the last multi-part send
     std::uint32_t all_index = 0;  // position in all_
-    bool has_user = false;
-    bool removed = false;
-    bool written = false;  // written since the last tick
 
     Membership* begin() noexcept { return groups; }
     Membership* end() noexcept { return groups + group_count; }
@@ -771,12 +771,37 @@ class Broadcaster {
   }
 
   /// Hands `frame` to every selected client; no registry lock, so sinks may call back in.
+  /// Per recipient it costs no atomic operation of its own: the frame's references are added for
+  /// all recipients at once, each sink gets one to keep (a `Mailbox` moves it into its queue), and
+  /// the ones not kept are given back at the end. Client records lie scattered in memory, so with
+  /// many clients each is a cache miss: the records (and, through the sink's optional `prefetch`
+  /// hint, the sink's own state) are requested a few clients ahead so that the misses overlap.
   std::size_t run_pass(const Frame& frame, bool counts_as_write) {
+    constexpr std::size_t ahead = 8;  // clients between prefetch stages
+    Client* const* const r = recipients_.data();
+    const std::size_t n = recipients_.size();
+    struct Shares {  // references added for the pass and not kept by a sink (also on a throw)
+      const Frame& frame;
+      long left;
+      ~Shares() { frame.drop_refs(left); }
+    } shares{frame, static_cast<long>(n)};
+    frame.add_refs(shares.left);
     std::size_t ok = 0;
-    for (Client* c : recipients_) {
-      if (SSEPP_LIKELY(detail::sink_send(c->sink, frame))) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if constexpr (detail::has_prefetch<S>::value) {
+        if (i + 3 * ahead < n) detail::prefetch(r[i + 3 * ahead]);
+        if (i + 2 * ahead < n) r[i + 2 * ahead]->sink.prefetch(2);
+        if (i + ahead < n) r[i + ahead]->sink.prefetch(1);
+      } else {
+        if (i + ahead < n) detail::prefetch(r[i + ahead]);
+      }
+      Client* c = r[i];
+      Frame share = frame.borrow();
+      const bool sent = detail::sink_send_share(c->sink, std::move(share));
+      if (!share.forget()) --shares.left;  // the sink kept it
+      if (SSEPP_LIKELY(sent)) {
         ++ok;
-        if (counts_as_write) c->written = true;
+        if (counts_as_write && !c->written) c->written = true;
       } else {
         failed_.push_back(c);
       }

@@ -368,6 +368,26 @@ class Frame {
     block_ = nullptr;
   }
 
+  // Counting in bulk, for a Broadcaster's fan-out: one atomic add for all recipients instead of
+  // one per recipient. `add_refs(n)`, then up to n `borrow()`s, each a Frame owning one of those
+  // references; a borrowed Frame nobody kept is `forget()`-ten, and `drop_refs` gives the rest
+  // back at once (the caller still holds this frame, so the count never reaches zero there).
+  template <class S>
+  friend class Broadcaster;
+  void add_refs(long n) const noexcept {
+    if (block_ && n > 0) block_->refs.fetch_add(n, std::memory_order_relaxed);
+  }
+  void drop_refs(long n) const noexcept {
+    if (block_ && n > 0) block_->refs.fetch_sub(n, std::memory_order_acq_rel);
+  }
+  Frame borrow() const noexcept {
+    Frame f;
+    f.block_ = block_;
+    return f;
+  }
+  /// Lets go of the block without giving its reference back; true when it held one.
+  bool forget() noexcept { return std::exchange(block_, nullptr) != nullptr; }
+
   Block* block_ = nullptr;
 };
 

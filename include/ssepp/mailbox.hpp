@@ -2,10 +2,12 @@
 #pragma once
 
 #include <ssepp/config.hpp>
+#include <ssepp/detail/broadcaster_delivery.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/sink.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -13,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -58,54 +61,47 @@ struct MailboxStats {
 
 /// A bounded, thread-safe queue of shared frames: the ready-made Sink for real transports.
 ///
-/// Copies share one queue (a `shared_ptr` to the state), so the broadcaster holds one copy and the
-/// connection's writer another. Producers call `send` (never blocks beyond a short mutex); the
-/// writer either blocks in `pop`/`take_all(out, timeout)` (thread per connection) or, in an event
-/// loop, is woken through `on_wake` and calls the non-blocking `take_all(out)` to write every
-/// queued frame in one system call. Queued frames are shared with every other recipient: a queued
-/// frame costs one pointer, not a copy of the bytes. Steady state allocates nothing (a ring that
-/// grows up to `max_frames`).
+/// Copies share one queue (a reference-counted handle to the state), so the broadcaster holds one
+/// copy and the connection's writer another. Producers call `send` (never blocks beyond a short
+/// mutex); the writer either blocks in `pop`/`take_all(out, timeout)` (thread per connection) or,
+/// in an event loop, is woken through `on_wake` and calls the non-blocking `take_all(out)` to
+/// write every queued frame in one system call. Queued frames are shared with every other
+/// recipient: a queued frame costs one pointer, not a copy of the bytes. Steady state allocates
+/// nothing (a ring that grows up to `max_frames`).
 class Mailbox {
  public:
   /// A new, empty, open mailbox. One allocation (the shared state); the ring grows on demand.
-  explicit Mailbox(const MailboxOptions& options = {}) : state_(std::make_shared<State>(options)) {}
+  explicit Mailbox(const MailboxOptions& options = {}) : state_(new State(options)) {}
+
+  Mailbox(const Mailbox& other) noexcept : state_(other.state_) { state_->retain(); }
+  Mailbox(Mailbox&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  Mailbox& operator=(const Mailbox& other) noexcept {
+    Mailbox(other).swap(*this);
+    return *this;
+  }
+  Mailbox& operator=(Mailbox&& other) noexcept {
+    if (this != &other) {
+      if (state_) state_->release();
+      state_ = std::exchange(other.state_, nullptr);
+    }
+    return *this;
+  }
+  ~Mailbox() {
+    if (state_) state_->release();
+  }
+  void swap(Mailbox& other) noexcept { std::swap(state_, other.state_); }
 
   /// Queues `frame` (shares it, no copy of the bytes). Returns false when the mailbox is closed,
   /// or when the frame does not fit and the policy is `Overflow::close` (which closes it). With
   /// `Overflow::drop_oldest` it drops the oldest frames until the new one fits (a frame larger
   /// than `max_bytes` on its own is dropped instead) and returns true. Empty frames are ignored.
   /// Calls the wake-up function, without the lock, when the queue goes from empty to non-empty.
-  bool send(const Frame& frame) {
-    State& s = *state_;
-    std::shared_ptr<const std::function<void()>> wake;
-    bool accepted = true;
-    bool notify_one = false;
-    {
-      std::lock_guard<std::mutex> lock(s.mutex);
-      if (s.closed) return false;
-      if (frame.empty()) return true;
-      const std::size_t n = frame.size();
-      if (s.fits(n)) {
-        notify_one = s.enqueue(frame, wake);
-      } else if (s.options.overflow == Overflow::close) {
-        s.closed = true;
-        s.overflowed = true;
-        wake = std::move(s.wake);
-        accepted = false;
-      } else if (s.byte_limit() != 0 && n > s.byte_limit()) {
-        ++s.dropped_frames;
-        s.dropped_bytes += n;
-      } else {
-        while (!s.fits(n)) s.drop_front();
-        notify_one = s.enqueue(frame, wake);
-      }
-    }
-    if (!accepted) s.cv.notify_all();
-    else if (notify_one) s.cv.notify_one();
-    if (wake && *wake) (*wake)();
-    return accepted;
-  }
+  bool send(const Frame& frame) { return send_impl(frame); }
 
+  /// As `send(const Frame&)`, but a frame that is queued is moved in: no reference count change
+  /// (a broadcaster hands each recipient its own reference this way). A frame that is not queued
+  /// is left as it was.
+  bool send(Frame&& frame) { return send_impl(std::move(frame)); }
   /// Closes the mailbox: later `send`s return false, blocked `pop`/`take_all` calls return, and
   /// the wake-up function is called once more (then released, which breaks any reference cycle
   /// through it). Frames already queued can still be taken. Idempotent.
@@ -189,9 +185,9 @@ class Mailbox {
     MailboxStats st;
     st.queued_frames = s.count;
     st.queued_bytes = s.bytes;
-    st.accepted_frames = s.accepted_frames;
+    st.accepted_frames = s.taken_frames + s.evicted_frames + s.count;
     st.taken_frames = s.taken_frames;
-    st.dropped_frames = s.dropped_frames;
+    st.dropped_frames = s.evicted_frames + s.refused_frames;
     st.dropped_bytes = s.dropped_bytes;
     st.closed = s.closed;
     st.overflowed = s.overflowed;
@@ -201,110 +197,208 @@ class Mailbox {
   /// The options this mailbox was made with.
   const MailboxOptions& options() const noexcept { return state_->options; }
 
+  /// Cache hint from a `Broadcaster` a few recipients before `send` (stage 2: the queue's state;
+  /// stage 1: the ring slot the next frame goes to). Takes no lock, changes nothing.
+  void prefetch(int stage) const noexcept {
+    if (stage >= 2) {
+      const char* p = reinterpret_cast<const char*>(state_);
+      for (std::size_t at = 0; at < State::hot_bytes; at += 64) detail::prefetch(p + at, true);
+    } else if (const void* slot = state_->next_slot.load(std::memory_order_relaxed)) {
+      detail::prefetch(slot, true);
+    }
+  }
+
   /// True when both handles share one queue.
   friend bool operator==(const Mailbox& a, const Mailbox& b) noexcept { return a.state_ == b.state_; }
   friend bool operator!=(const Mailbox& a, const Mailbox& b) noexcept { return !(a == b); }
 
  private:
-  struct State {
-    explicit State(const MailboxOptions& o) : options(o) {}
-
-    // What `send` touches comes first, next to the mutex: fewer cache lines per delivery when a
-    // broadcast walks thousands of mailboxes.
-    mutable std::mutex mutex;
-    std::size_t count = 0;
-    std::size_t bytes = 0;
-    std::size_t head = 0;
-    std::vector<Frame> ring;  // capacity grows by doubling up to max_frames
-    std::size_t waiters = 0;
-    std::uint64_t accepted_frames = 0;
+  template <class F>
+  bool send_impl(F&& frame) {
+    State& s = *state_;
     std::shared_ptr<const std::function<void()>> wake;
+    bool accepted = true;
+    bool notify_one = false;
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (s.closed) return false;
+      const std::size_t n = frame.size();
+      if (n == 0) return true;
+      if (SSEPP_LIKELY(s.fits(n))) {
+        notify_one = s.enqueue(std::forward<F>(frame), wake);
+      } else if (!s.drop_oldest) {
+        s.closed = true;
+        s.overflowed = true;
+        wake = std::move(s.wake);
+        accepted = false;
+      } else if (s.byte_limit != 0 && n > s.byte_limit) {
+        ++s.refused_frames;
+        s.dropped_bytes += n;
+      } else {
+        while (!s.fits(n)) s.drop_front();
+        notify_one = s.enqueue(std::forward<F>(frame), wake);
+      }
+    }
+    if (!accepted) s.cv.notify_all();
+    else if (notify_one) s.cv.notify_one();
+    if (wake && *wake) (*wake)();
+    return accepted;
+  }
+
+  // One block per queue, aligned to cache lines. Everything `send` touches sits in its first
+  // `hot_bytes`: a broadcast walking thousands of mailboxes loads (and prefetches) two lines
+  // each. The ring is raw storage: slots outside the queued range hold no Frame, so a send writes
+  // its slot without reading it first.
+  struct alignas(64) State {
+    explicit State(const MailboxOptions& o)
+        : drop_oldest(o.overflow == Overflow::drop_oldest), options(o) {
+      frame_limit = plus_room(o.max_frames, o.replay_frames);
+      byte_limit = plus_room(o.max_bytes, o.replay_bytes);
+    }
+    ~State() {
+      while (count != 0) (void)pop_front();
+      deallocate(slots, cap);
+    }
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+
+    mutable std::mutex mutex;
+    Frame* slots = nullptr;  // ring of `cap` slots; `count` frames from `head` are constructed
+    std::size_t head = 0;
+    std::size_t count = 0;
+    std::size_t cap = 0;  // grows by doubling up to the frame limit
+    std::size_t bytes = 0;
+    std::size_t frame_limit = 0;  // the bounds in force (with the replay room until first taken)
+    std::size_t byte_limit = 0;
+    std::shared_ptr<const std::function<void()>> wake;
+    std::uint32_t waiters = 0;
     bool closed = false;
     bool overflowed = false;
+    bool replay_room = true;  // until frames are first taken
+    const bool drop_oldest;
+    // Where the next frame goes (for `prefetch`, read without the lock); null when unknown.
+    std::atomic<const void*> next_slot{nullptr};
+    // ---- the rest is touched rarely
+    std::atomic<std::size_t> handles{1};
     const MailboxOptions options;
     std::uint64_t taken_frames = 0;
-    std::uint64_t dropped_frames = 0;
+    std::uint64_t evicted_frames = 0;  // dropped from the queue by Overflow::drop_oldest
+    std::uint64_t refused_frames = 0;  // dropped on arrival: larger than max_bytes alone
     std::uint64_t dropped_bytes = 0;
     std::condition_variable cv;
 
-    bool replay_room = true;  // until frames are first taken
+    static constexpr std::size_t hot_bytes = 128;
+
+    void retain() noexcept { handles.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+      if (handles.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
 
     static std::size_t plus_room(std::size_t bound, std::size_t room) noexcept {
       if (bound == 0) return 0;
       return room > SIZE_MAX - bound ? SIZE_MAX : bound + room;
     }
-    std::size_t frame_limit() const noexcept {
-      return plus_room(options.max_frames, replay_room ? options.replay_frames : 0);
-    }
-    std::size_t byte_limit() const noexcept {
-      return plus_room(options.max_bytes, replay_room ? options.replay_bytes : 0);
-    }
 
     bool fits(std::size_t n) const noexcept {
-      const std::size_t frames = frame_limit(), max_bytes = byte_limit();
-      return (frames == 0 || count < frames) && (max_bytes == 0 || bytes + n <= max_bytes);
+      return (frame_limit == 0 || count < frame_limit) && (byte_limit == 0 || bytes + n <= byte_limit);
+    }
+
+    /// Frames were taken: the replay room is over, the live bounds apply.
+    void end_replay_room() noexcept {
+      if (!replay_room) return;
+      replay_room = false;
+      frame_limit = options.max_frames;
+      byte_limit = options.max_bytes;
     }
 
     /// Queues f; sets `wake` on the empty -> non-empty transition; true when a waiter needs
     /// notifying.
-    bool enqueue(const Frame& f, std::shared_ptr<const std::function<void()>>& wake_out) {
-      if (count == 0) wake_out = wake;
-      push_back(f);
+    template <class F>
+    bool enqueue(F&& f, std::shared_ptr<const std::function<void()>>& wake_out) {
+      if (count == 0 && wake) wake_out = wake;
+      push_back(std::forward<F>(f));
       return waiters != 0;
     }
 
-    void push_back(const Frame& f) {
-      if (count == ring.size()) grow();
-      std::size_t tail = head + count;
-      if (tail >= ring.size()) tail -= ring.size();
-      ring[tail] = f;
+    std::size_t slot(std::size_t i) const noexcept {
+      std::size_t at = head + i;
+      return at >= cap ? at - cap : at;
+    }
+
+    void set_next_slot() noexcept {
+      next_slot.store(count < cap ? slots + slot(count) : nullptr, std::memory_order_relaxed);
+    }
+
+    template <class F>
+    void push_back(F&& f) {
+      if (count == cap) grow();
+      const std::size_t n = f.size();
+      new (slots + slot(count)) Frame(std::forward<F>(f));
       ++count;
-      bytes += f.size();
-      ++accepted_frames;
+      bytes += n;
+      set_next_slot();
     }
 
     Frame pop_front() noexcept {
-      Frame f = std::move(ring[head]);
-      if (++head == ring.size()) head = 0;
+      Frame* p = slots + head;
+      Frame f(std::move(*p));
+      p->~Frame();
+      if (++head == cap) head = 0;
       --count;
       bytes -= f.size();
-      ++taken_frames;
       if (count == 0) head = 0;
+      set_next_slot();
       return f;
     }
 
     /// pop_front for a writer: ends the replay room.
     Frame take_front() noexcept {
-      replay_room = false;
+      end_replay_room();
+      ++taken_frames;
       return pop_front();
     }
 
     void drop_front() noexcept {
       Frame f = pop_front();
-      --taken_frames;
-      ++dropped_frames;
+      ++evicted_frames;
       dropped_bytes += f.size();
     }
 
     std::size_t take_all(std::vector<Frame>& out) {
       const std::size_t n = count;
-      if (n != 0) replay_room = false;
+      if (n == 0) return 0;
+      end_replay_room();
       out.reserve(out.size() + n);
-      while (count != 0) out.push_back(pop_front());
+      for (std::size_t i = 0; i < n; ++i) {
+        Frame* p = slots + slot(i);
+        out.push_back(std::move(*p));
+        p->~Frame();
+      }
+      count = 0;
+      head = 0;
+      bytes = 0;
+      taken_frames += n;
+      set_next_slot();
       return n;
     }
 
+    static Frame* allocate(std::size_t n) { return std::allocator<Frame>().allocate(n); }
+    static void deallocate(Frame* p, std::size_t n) noexcept {
+      if (p) std::allocator<Frame>().deallocate(p, n);
+    }
+
     void grow() {
-      std::size_t cap = ring.empty() ? 8 : ring.size() * 2;
-      const std::size_t limit = frame_limit();
-      if (limit != 0 && cap > limit) cap = std::max(limit, count + 1);
-      std::vector<Frame> next(cap);
+      std::size_t next = cap == 0 ? 8 : cap * 2;
+      if (frame_limit != 0 && next > frame_limit) next = std::max(frame_limit, count + 1);
+      Frame* block = allocate(next);
       for (std::size_t i = 0; i < count; ++i) {
-        std::size_t at = head + i;
-        if (at >= ring.size()) at -= ring.size();
-        next[i] = std::move(ring[at]);
+        Frame* p = slots + slot(i);
+        new (block + i) Frame(std::move(*p));
+        p->~Frame();
       }
-      ring.swap(next);
+      deallocate(slots, cap);
+      slots = block;
+      cap = next;
       head = 0;
     }
 
@@ -319,8 +413,10 @@ class Mailbox {
       return count != 0;
     }
   };
+  static_assert(offsetof(State, next_slot) + sizeof(std::atomic<const void*>) <= State::hot_bytes,
+                "what send touches fits in Mailbox::State::hot_bytes");
 
-  std::shared_ptr<State> state_;
+  State* state_;
 };
 
 static_assert(is_sink_v<Mailbox>, "Mailbox must be a Sink");
