@@ -3,7 +3,7 @@
 // a markdown table on stdout, and an SVG chart of every ratio.
 //   node benchmarks/report.mjs RAW_DIR RESULTS_JSONL CHART_SVG
 // RAW_DIR holds what scripts/bench collected:
-//   figures.jsonl   figure lines printed by ssepp-bench (encode, parse-compare, fanout)
+//   figures.jsonl   figure lines printed by ssepp-bench (encode, parse-compare, fanout, redis)
 //   parse.jsonl     {"corpus","who":"ssepp"|"node","r":{…parse line…}} per process run
 //   encode.jsonl    lines of peers/encode.mjs
 //   loopback.jsonl  {"server","r":{…ssepp-load line…}}
@@ -88,6 +88,10 @@ for (const s of shapes) {
 // ---- in-memory fan-out -------------------------------------------------------------------------
 for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('fanout/')))
   figure('fan-out in memory', f.name, f.value, f.unit, f.baseline, f.baseline_value, { same_process: true });
+
+// ---- Redis -------------------------------------------------------------------------------------
+for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('redis/')))
+  figure('redis', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null, { same_process: true });
 
 // ---- loopback ----------------------------------------------------------------------------------
 const servers = {
