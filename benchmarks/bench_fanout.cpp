@@ -1,7 +1,9 @@
 // ssepp-bench fanout [--quick]: one event fanned out to 1k / 10k / 100k in-memory clients by
 // Broadcaster, with no-op sinks and with Mailbox sinks, beside the classic naive design (a
-// std::map of clients under one mutex, the event encoded again for every client) in the same run.
-// Also: heap allocations and bytes per recipient, and heap bytes per idle client.
+// std::map of clients under one mutex, the event encoded again for every client), the two
+// measured in turns in the same run. Mailbox writers drain as an event loop does: woken through
+// on_wake, they take all queued frames after each burst of sends. Also: heap allocations and bytes
+// per recipient, and heap bytes per idle client.
 //
 // Allocations are counted by the global operator new below (relaxed atomic counters, always on;
 // other subcommands only pay the increments).
@@ -44,8 +46,9 @@ inline std::size_t usable(void* p) noexcept {
 #endif
 }
 
-inline void* counted_alloc(std::size_t n) noexcept {
-  void* p = std::malloc(n == 0 ? 1 : n);
+inline void* counted_alloc(std::size_t n, std::size_t align = 0) noexcept {
+  if (n == 0) n = 1;
+  void* p = align == 0 ? std::malloc(n) : std::aligned_alloc(align, (n + align - 1) / align * align);
   if (p) {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
     g_requested_bytes.fetch_add(n, std::memory_order_relaxed);
@@ -79,6 +82,17 @@ void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return count
 void operator delete(void* p) noexcept { counted_free(p); }
 void operator delete(void* p, std::size_t) noexcept { counted_free(p); }
 void operator delete(void* p, const std::nothrow_t&) noexcept { counted_free(p); }
+// Over-aligned types (e.g. cache-line aligned state) come through these: count them too.
+void* operator new(std::size_t n, std::align_val_t a) {
+  if (void* p = counted_alloc(n, static_cast<std::size_t>(a))) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return counted_alloc(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p, std::align_val_t) noexcept { counted_free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { counted_free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { counted_free(p); }
 
 // ---- the contenders ---------------------------------------------------------------------------
 
@@ -179,29 +193,27 @@ std::size_t sends_for(std::size_t deliveries, std::size_t clients) {
 
 // ---- no-op sinks ------------------------------------------------------------------------------
 
-/// Deliveries per second to n no-op sinks.
-double ours_noop_rate(std::size_t n, const Plan& plan) {
+/// Deliveries per second to n no-op sinks: {ssepp, naive}, measured in turns (ssepp, naive,
+/// ssepp, ...) so that a busy machine's slow moments fall on both sides.
+std::pair<double, double> noop_rates(std::size_t n, const Plan& plan) {
   ssepp::Broadcaster<NoopSink> hub({}, Clock::now());
   const ssepp::Event ev = price_event();
   for (int i = 0; i < 1100; ++i) hub.broadcast(ev);  // history ring at its steady size
   for (std::size_t i = 0; i < n; ++i) hub.connect(NoopSink{&hub}, {}, Clock::now());
   hub.broadcast(ev);
+  NaiveHub<NaiveNoop> naive;
+  for (std::size_t i = 0; i < n; ++i) naive.connect(NaiveNoop{&naive});
   const std::size_t sends = sends_for(plan.ours_deliveries, n);
-  double s = bench::median_seconds(plan.runs, [&] {
-    for (std::size_t i = 0; i < sends; ++i) bench::do_not_optimize(hub.broadcast(ev).delivered);
-  });
-  return static_cast<double>(sends * n) / s;
-}
-
-double naive_noop_rate(std::size_t n, const Plan& plan) {
-  NaiveHub<NaiveNoop> hub;
-  const ssepp::Event ev = price_event();
-  for (std::size_t i = 0; i < n; ++i) hub.connect(NaiveNoop{&hub});
-  const std::size_t sends = sends_for(plan.naive_deliveries, n);
-  double s = bench::median_seconds(plan.runs, [&] {
-    for (std::size_t i = 0; i < sends; ++i) bench::do_not_optimize(hub.broadcast(ev));
-  });
-  return static_cast<double>(sends * n) / s;
+  const std::size_t naive_sends = sends_for(plan.naive_deliveries, n);
+  const std::vector<double> s = bench::interleaved_medians(
+      plan.runs,
+      {[&] {
+         for (std::size_t i = 0; i < sends; ++i) bench::do_not_optimize(hub.broadcast(ev).delivered);
+       },
+       [&] {
+         for (std::size_t i = 0; i < naive_sends; ++i) bench::do_not_optimize(naive.broadcast(ev));
+       }});
+  return {static_cast<double>(sends * n) / s[0], static_cast<double>(naive_sends * n) / s[1]};
 }
 
 /// Heap allocations and bytes of one send to n no-op sinks, averaged over `sends`.
@@ -233,72 +245,76 @@ std::pair<double, double> naive_noop_heap(std::size_t n) {
 
 // ---- Mailbox sinks ----------------------------------------------------------------------------
 
+/// n connections whose writers run as in an event-loop server: each Mailbox's wake-up hook marks
+/// its connection ready (the stand-in for posting to the loop), and `drain` has every ready writer
+/// take all its queued frames.
 struct MailboxFarm {
+  std::vector<unsigned char> ready;  // first: outlives the hub, whose destructor wakes every box
   ssepp::Broadcaster<ssepp::Mailbox> hub{{}, Clock::now()};
   std::vector<ssepp::Mailbox> boxes;
   std::vector<ssepp::Frame> out;
-  explicit MailboxFarm(std::size_t n) {
+  explicit MailboxFarm(std::size_t n) : ready(n, 0) {
     const ssepp::Event ev = price_event();
     for (int i = 0; i < 1100; ++i) hub.broadcast(ev);
     boxes.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
       boxes.emplace_back();
+      boxes.back().on_wake([flag = &ready[i]] { *flag = 1; });
       hub.connect(boxes.back(), {}, Clock::now());
     }
     for (int i = 0; i < 3; ++i) hub.broadcast(ev);  // every ring allocated
     drain();
   }
   void drain() {
-    for (auto& b : boxes) {
+    for (std::size_t i = 0; i < boxes.size(); ++i) {
+      if (!ready[i]) continue;
+      ready[i] = 0;
       out.clear();
-      b.take_all(out);
+      boxes[i].take_all(out);
     }
     out.clear();
   }
 };
 
-/// Deliveries per second into n Mailboxes (sends timed; the writers' draining is not).
-double ours_mailbox_rate(std::size_t n, const Plan& plan) {
-  MailboxFarm farm(n);
-  const ssepp::Event ev = price_event();
-  const std::size_t sends = sends_for(plan.ours_deliveries, n);
-  std::vector<double> times;
-  for (int r = 0; r < plan.runs; ++r) {
-    double t = 0;
-    for (std::size_t done = 0; done < sends;) {
-      std::size_t batch = std::min<std::size_t>(500, sends - done);
-      auto a = Clock::now();
-      for (std::size_t i = 0; i < batch; ++i) bench::do_not_optimize(farm.hub.broadcast(ev).delivered);
-      t += std::chrono::duration<double>(Clock::now() - a).count();
-      farm.drain();
-      done += batch;
-    }
-    times.push_back(t);
+/// Seconds spent in `sends` calls of send(), with drain() (not timed) after every 500: the
+/// writers catch up between bursts.
+template <class Send, class Drain>
+double timed_bursts(std::size_t sends, Send&& send, Drain&& drain) {
+  double t = 0;
+  for (std::size_t done = 0; done < sends;) {
+    const std::size_t batch = std::min<std::size_t>(500, sends - done);
+    auto a = Clock::now();
+    for (std::size_t i = 0; i < batch; ++i) send();
+    t += std::chrono::duration<double>(Clock::now() - a).count();
+    drain();
+    done += batch;
   }
-  std::sort(times.begin(), times.end());
-  return static_cast<double>(sends * n) / times[times.size() / 2];
+  return t;
 }
 
-double naive_mailbox_rate(std::size_t n, const Plan& plan) {
-  NaiveHub<NaiveQueue> hub;
+/// Deliveries per second into n Mailboxes and into the naive design's n locked queues:
+/// {ssepp, naive}, measured in turns. Sends are timed; the writers' draining is not.
+std::pair<double, double> mailbox_rates(std::size_t n, const Plan& plan) {
+  MailboxFarm farm(n);
+  NaiveHub<NaiveQueue> naive;
+  for (std::size_t i = 0; i < n; ++i) naive.connect(NaiveQueue{});
   const ssepp::Event ev = price_event();
-  for (std::size_t i = 0; i < n; ++i) hub.connect(NaiveQueue{});
-  const std::size_t sends = sends_for(plan.naive_deliveries, n);
-  std::vector<double> times;
+  const std::size_t sends = sends_for(plan.ours_deliveries, n);
+  const std::size_t naive_sends = sends_for(plan.naive_deliveries, n);
+  std::vector<double> ours_t, naive_t;
   for (int r = 0; r < plan.runs; ++r) {
-    double t = 0;
-    for (std::size_t done = 0; done < sends;) {
-      std::size_t batch = std::min<std::size_t>(500, sends - done);
-      auto a = Clock::now();
-      for (std::size_t i = 0; i < batch; ++i) bench::do_not_optimize(hub.broadcast(ev));
-      t += std::chrono::duration<double>(Clock::now() - a).count();
-      for (auto& kv : hub.clients()) kv.second.drain();
-      done += batch;
-    }
-    times.push_back(t);
+    ours_t.push_back(timed_bursts(
+        sends, [&] { bench::do_not_optimize(farm.hub.broadcast(ev).delivered); }, [&] { farm.drain(); }));
+    naive_t.push_back(timed_bursts(
+        naive_sends, [&] { bench::do_not_optimize(naive.broadcast(ev)); },
+        [&] {
+          for (auto& kv : naive.clients()) kv.second.drain();
+        }));
   }
-  std::sort(times.begin(), times.end());
-  return static_cast<double>(sends * n) / times[times.size() / 2];
+  std::sort(ours_t.begin(), ours_t.end());
+  std::sort(naive_t.begin(), naive_t.end());
+  return {static_cast<double>(sends * n) / ours_t[ours_t.size() / 2],
+          static_cast<double>(naive_sends * n) / naive_t[naive_t.size() / 2]};
 }
 
 /// Heap cost of one send into n Mailboxes that their writers keep draining (steady state); the
@@ -375,8 +391,8 @@ int run(const bench::Args& args) {
 
   for (std::size_t n : sizes) {
     const std::string l = label(n);
-    bench::print_figure("fanout/noop/" + l, ours_noop_rate(n, plan), "deliveries/s", naive,
-                        naive_noop_rate(n, plan));
+    const auto noop = noop_rates(n, plan);
+    bench::print_figure("fanout/noop/" + l, noop.first, "deliveries/s", naive, noop.second);
     const auto ours = ours_noop_heap(n);
     const auto nv = naive_noop_heap(n);
     const double dn = static_cast<double>(n - 1);
@@ -387,8 +403,8 @@ int run(const bench::Args& args) {
     std::fprintf(stderr, "fanout: %s no-op: naive design allocates %.2f times, %.0f bytes per recipient\n",
                  l.c_str(), (nv.first - naive_one.first) / dn, (nv.second - naive_one.second) / dn);
 
-    bench::print_figure("fanout/mailbox/" + l, ours_mailbox_rate(n, plan), "deliveries/s", naive_q,
-                        naive_mailbox_rate(n, plan));
+    const auto box_rates = mailbox_rates(n, plan);
+    bench::print_figure("fanout/mailbox/" + l, box_rates.first, "deliveries/s", naive_q, box_rates.second);
     const auto box = ours_mailbox_heap(n);
     bench::print_figure("fanout/mailbox/" + l + "/allocs-per-recipient", (box.first - box_one.first) / dn,
                         "allocations");
