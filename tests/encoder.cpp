@@ -117,6 +117,44 @@ TEST_CASE("id with CR, LF or NUL is rejected, never sent altered") {
   }
 }
 
+// The scans read short text a word at a time; every byte value at every position of every
+// word alignment (and past the 64 bytes where data scanning switches to memchr) must be judged
+// exactly as a byte-by-byte check would.
+TEST_CASE("one CR, LF or NUL anywhere in short text is found, and nothing else is") {
+  std::vector<std::size_t> lengths;
+  for (std::size_t n = 1; n <= 40; ++n) lengths.push_back(n);
+  for (std::size_t n : {63u, 64u, 65u, 72u}) lengths.push_back(n);
+  std::string buf;
+  std::size_t mismatches = 0;
+  for (char filler : {'a', '\xFF'})
+    for (std::size_t n : lengths)
+      for (std::size_t at = 0; at < n; ++at)
+        for (int b = 0; b < 256; ++b) {
+          const char c = static_cast<char>(b);
+          std::string text(n, filler);
+          text[at] = c;
+          const bool line_break = c == '\n' || c == '\r';
+
+          ssepp::Event ev = data_event(text);
+          buf.clear();
+          if (ssepp::encode_to(buf, ev)) ++mismatches;
+          auto line = [](const std::string& s) {
+            return s.empty() ? "data:\n"s : "data: " + s + "\n";
+          };
+          const std::string want = line_break
+              ? line(text.substr(0, at)) + line(text.substr(at + 1)) + "\n"
+              : line(text) + "\n";
+          if (buf != want) ++mismatches;
+
+          ev.type = text;
+          if (bool(ssepp::validate(ev)) != line_break) ++mismatches;
+          ev.type.clear();
+          ev.id = text;
+          if (bool(ssepp::validate(ev)) != (line_break || c == '\0')) ++mismatches;
+        }
+  CHECK(mismatches == 0);
+}
+
 TEST_CASE("negative retry is rejected") {
   ssepp::Event ev = data_event("d");
   ev.retry = -1ms;
