@@ -155,6 +155,21 @@ TEST_CASE("one CR, LF or NUL anywhere in short text is found, and nothing else i
   CHECK(mismatches == 0);
 }
 
+TEST_CASE("frames on both sides of the on-stack size append the same bytes to every buffer") {
+  for (std::size_t n : {200u, 248u, 249u, 250u, 251u, 300u, 5000u}) {
+    const std::string data(n, 'x');
+    const std::string want = "data: " + data + "\n\n";
+    std::string s = "p";
+    REQUIRE_FALSE(ssepp::encode_to(s, data_event(data)));
+    CHECK(s == "p" + want);
+    std::vector<char> v = {'p'};
+    REQUIRE_FALSE(ssepp::encode_to(v, data_event(data)));
+    CHECK(std::string(v.data(), v.size()) == "p" + want);
+    CHECK(ssepp::encode(data_event(data)) == want);
+    CHECK(ssepp::Frame::from_event(data_event(data)).view() == want);
+  }
+}
+
 TEST_CASE("negative retry is rejected") {
   ssepp::Event ev = data_event("d");
   ev.retry = -1ms;

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 SSEPP_BEGIN_NAMESPACE
@@ -232,6 +233,32 @@ char* grow(Buffer& buf, std::size_t n) {
   return reinterpret_cast<char*>(buf.data()) + old;
 }
 
+/// True for buffers with append(const char*, size_t), such as std::string.
+template <class Buffer, class = void>
+struct appends_chars : std::false_type {};
+template <class Buffer>
+struct appends_chars<Buffer, std::void_t<decltype(std::declval<Buffer&>().append(
+                                 std::declval<const char*>(), std::size_t{}))>> : std::true_type {};
+
+/// Largest frame written on the stack before it is appended (see `append_written`).
+constexpr std::size_t stack_frame_size = 256;
+
+/// Appends the n bytes that `write(out)` puts at `out`. A short frame bound for a buffer with
+/// append(p, n) is written on the stack and appended in one copy: resize() would zero-fill the
+/// bytes first, which costs more than writing a tiny event.
+template <class Buffer, class Write>
+void append_written(Buffer& buf, std::size_t n, Write&& write) {
+  if constexpr (appends_chars<Buffer>::value) {
+    if (n <= stack_frame_size) {
+      char tmp[stack_frame_size];
+      write(tmp);
+      buf.append(tmp, n);
+      return;
+    }
+  }
+  write(grow(buf, n));
+}
+
 }  // namespace detail
 
 /// Checks that `ev` can be sent unaltered: no CR or LF in `type`, no CR, LF or NUL in `id`,
@@ -248,7 +275,9 @@ inline std::error_code validate(const Event& ev) noexcept {
 
 /// Appends the frame of `ev` to `buf` (any contiguous char buffer with size(), resize(n) and
 /// data(): std::string, std::vector<char>, fmt::memory_buffer). One size computation, one resize,
-/// no intermediate strings. Appends nothing and returns the error when `ev` is invalid.
+/// no intermediate strings; a buffer with append(p, n), such as std::string, gets a short frame
+/// (up to 256 bytes) through one append instead. Appends nothing and returns the error when `ev`
+/// is invalid.
 ///
 /// Field order, stable: comment lines, `event`, `id`, `retry`, `data` lines, blank line.
 /// `data` is split on LF, CR and CRLF, one `data:` line each; empty data gives one `data:` line.
@@ -256,7 +285,7 @@ template <class Buffer>
 std::error_code encode_to(Buffer& buf, const Event& ev) {
   if (auto ec = validate(ev)) return ec;
   const detail::EventLayout l = detail::layout(ev);
-  detail::write_event(detail::grow(buf, l.size), ev, l);
+  detail::append_written(buf, l.size, [&](char* out) { detail::write_event(out, ev, l); });
   return {};
 }
 
