@@ -191,6 +191,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
     frames_.clear();
     buffers_.clear();
     next_ = 0;
+    if (!head_.empty()) std::string().swap(head_);  // written: an idle stream keeps no bytes
     if (mailbox_.take_all(frames_) == 0) return false;
     std::size_t total = 0;
     for (const auto& f : frames_) total += f.size();
