@@ -797,7 +797,7 @@ class Broadcaster {
       }
       Client* c = r[i];
       Frame share = frame.borrow();
-      const bool sent = detail::sink_send_share(c->sink, std::move(share));
+      const bool sent = detail::sink_send_share(c->sink, share);
       if (!share.forget()) --shares.left;  // the sink kept it
       if (SSEPP_LIKELY(sent)) {
         ++ok;

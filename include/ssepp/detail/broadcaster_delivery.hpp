@@ -42,9 +42,10 @@ struct has_prefetch<S, std::void_t<decltype(std::declval<const S&>().prefetch(0)
 
 /// Calls `s.send(std::move(f))`: a sink taking frames by value or by `Frame&&` (like `Mailbox`)
 /// keeps `f` itself, with no reference count change; one taking `const Frame&` leaves `f` as it
-/// was. A throwing sink counts as a failed one.
+/// was. `f` is taken by lvalue reference because the caller looks at it afterwards (was it
+/// kept?). A throwing sink counts as a failed one.
 template <class S>
-bool sink_send_share(S& s, Frame&& f) noexcept {
+bool sink_send_share(S& s, Frame& f) noexcept {
 #if SSEPP_HAS_EXCEPTIONS
   try {
     return static_cast<bool>(s.send(std::move(f)));
