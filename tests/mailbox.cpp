@@ -251,6 +251,43 @@ TEST_CASE("Mailbox::take_all with a timeout batches what is queued") {
   CHECK(box.closed());
 }
 
+TEST_CASE("a writer blocked in take_all is woken by every send: no lost wake-ups") {
+  // Ping-pong: the writer blocks with a long timeout, the sender sends one frame and waits for
+  // it to be taken. A lost wake-up would stall one round for the whole timeout.
+  Mailbox box;
+  constexpr int rounds = 2000;
+  std::atomic<int> taken{0};
+  std::thread writer([box, &taken]() mutable {
+    std::vector<Frame> out;
+    while (taken < rounds) {
+      out.clear();
+      if (box.take_all(out, 60s) == 0 && box.closed()) return;
+      taken += static_cast<int>(out.size());
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < rounds; ++i) {
+    REQUIRE(box.send(Frame("f")));
+    while (taken <= i) std::this_thread::yield();
+  }
+  writer.join();
+  CHECK(taken == rounds);
+  CHECK(std::chrono::steady_clock::now() - t0 < 30s);
+}
+
+TEST_CASE("Mailbox waits accept timeouts longer than the clock can count") {
+  Mailbox box;
+  box.send(Frame("ready"));
+  auto f = box.pop(std::chrono::hours::max());
+  REQUIRE(f);
+  CHECK(f->view() == "ready");
+  std::thread closer([box]() mutable { box.close(); });
+  std::vector<Frame> out;
+  CHECK(box.take_all(out, std::chrono::nanoseconds::max()) == 0);
+  closer.join();
+  CHECK(box.closed());
+}
+
 TEST_CASE("on_wake fires on the empty to non-empty transition and on close, without the lock") {
   Mailbox box;
   int wakes = 0;

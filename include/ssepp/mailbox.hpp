@@ -3,6 +3,7 @@
 
 #include <ssepp/config.hpp>
 #include <ssepp/detail/broadcaster_delivery.hpp>
+#include <ssepp/detail/spin_lock.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/sink.hpp>
 
@@ -32,7 +33,9 @@ enum class Overflow {
   drop_oldest,
 };
 
-/// Bounds and overflow policy of a `Mailbox`. A bound of 0 means no bound on that dimension.
+/// Bounds and overflow policy of a `Mailbox`. A bound of 0 means no bound of its own on that
+/// dimension; a mailbox never holds more than 2^32 - 1 frames or 4 GiB - 1 bytes (larger bounds
+/// are capped there).
 struct MailboxOptions {
   std::size_t max_frames = 1024;         ///< frames queued at most
   std::size_t max_bytes = 4u << 20;      ///< bytes queued at most (sum of frame sizes)
@@ -63,7 +66,7 @@ struct MailboxStats {
 ///
 /// Copies share one queue (a reference-counted handle to the state), so the broadcaster holds one
 /// copy and the connection's writer another. Producers call `send` (never blocks beyond a short
-/// mutex); the writer either blocks in `pop`/`take_all(out, timeout)` (thread per connection) or,
+/// lock); the writer either blocks in `pop`/`take_all(out, timeout)` (thread per connection) or,
 /// in an event loop, is woken through `on_wake` and calls the non-blocking `take_all(out)` to
 /// write every queued frame in one system call. Queued frames are shared with every other
 /// recipient: a queued frame costs one pointer, not a copy of the bytes. Steady state allocates
@@ -108,19 +111,21 @@ class Mailbox {
   void close() {
     State& s = *state_;
     std::shared_ptr<const std::function<void()>> wake;
+    bool waiters = false;
     {
-      std::lock_guard<std::mutex> lock(s.mutex);
+      std::lock_guard<detail::SpinLock> lock(s.lock);
       if (s.closed) return;
       s.closed = true;
+      waiters = s.has_waiters;
       wake = std::move(s.wake);
     }
-    s.cv.notify_all();
+    if (waiters) s.notify(true);
     if (wake && *wake) (*wake)();
   }
 
   /// True once `close()` was called or the mailbox overflowed with `Overflow::close`.
   bool closed() const {
-    std::lock_guard<std::mutex> lock(state_->mutex);
+    std::lock_guard<detail::SpinLock> lock(state_->lock);
     return state_->closed;
   }
 
@@ -129,7 +134,7 @@ class Mailbox {
   template <class Rep, class Period>
   std::optional<Frame> pop(std::chrono::duration<Rep, Period> timeout) {
     State& s = *state_;
-    std::unique_lock<std::mutex> lock(s.mutex);
+    std::unique_lock<detail::SpinLock> lock(s.lock);
     if (!s.wait(lock, timeout)) return std::nullopt;
     return s.take_front();
   }
@@ -137,7 +142,7 @@ class Mailbox {
   /// Takes the oldest frame if there is one; never blocks.
   std::optional<Frame> try_pop() {
     State& s = *state_;
-    std::lock_guard<std::mutex> lock(s.mutex);
+    std::lock_guard<detail::SpinLock> lock(s.lock);
     if (s.count == 0) return std::nullopt;
     return s.take_front();
   }
@@ -146,7 +151,7 @@ class Mailbox {
   /// For event loops: call it when woken, then write all of `out` in one go (writev).
   std::size_t take_all(std::vector<Frame>& out) {
     State& s = *state_;
-    std::lock_guard<std::mutex> lock(s.mutex);
+    std::lock_guard<detail::SpinLock> lock(s.lock);
     return s.take_all(out);
   }
 
@@ -155,7 +160,7 @@ class Mailbox {
   template <class Rep, class Period>
   std::size_t take_all(std::vector<Frame>& out, std::chrono::duration<Rep, Period> timeout) {
     State& s = *state_;
-    std::unique_lock<std::mutex> lock(s.mutex);
+    std::unique_lock<detail::SpinLock> lock(s.lock);
     if (!s.wait(lock, timeout)) return 0;
     return s.take_all(out);
   }
@@ -168,10 +173,11 @@ class Mailbox {
   void on_wake(std::function<void()> fn) {
     State& s = *state_;
     std::shared_ptr<const std::function<void()>> call_now;
+    std::shared_ptr<const std::function<void()>> next;
+    if (fn) next = std::make_shared<const std::function<void()>>(std::move(fn));
     {
-      std::lock_guard<std::mutex> lock(s.mutex);
-      if (fn) s.wake = std::make_shared<const std::function<void()>>(std::move(fn));
-      else s.wake.reset();
+      std::lock_guard<detail::SpinLock> lock(s.lock);
+      s.wake.swap(next);  // the old function is released after the lock
       if (s.count != 0 || s.closed) call_now = s.wake;
       if (s.closed) s.wake.reset();
     }
@@ -181,7 +187,7 @@ class Mailbox {
   /// A consistent snapshot of the counters.
   MailboxStats stats() const {
     const State& s = *state_;
-    std::lock_guard<std::mutex> lock(s.mutex);
+    std::lock_guard<detail::SpinLock> lock(s.lock);
     MailboxStats st;
     st.queued_frames = s.count;
     st.queued_bytes = s.bytes;
@@ -197,12 +203,12 @@ class Mailbox {
   /// The options this mailbox was made with.
   const MailboxOptions& options() const noexcept { return state_->options; }
 
-  /// Cache hint from a `Broadcaster` a few recipients before `send` (stage 2: the queue's state;
-  /// stage 1: the ring slot the next frame goes to). Takes no lock, changes nothing.
+  /// Cache hint from a `Broadcaster` a few recipients before `send` (stage 2: the queue's state,
+  /// one cache line; stage 1: the ring slot the next frame goes to). Takes no lock, changes
+  /// nothing.
   void prefetch(int stage) const noexcept {
     if (stage >= 2) {
-      const char* p = reinterpret_cast<const char*>(state_);
-      for (std::size_t at = 0; at < State::hot_bytes; at += 64) detail::prefetch(p + at, true);
+      detail::prefetch(state_, true);
     } else if (const void* slot = state_->next_slot.load(std::memory_order_relaxed)) {
       detail::prefetch(slot, true);
     }
@@ -218,43 +224,44 @@ class Mailbox {
     State& s = *state_;
     std::shared_ptr<const std::function<void()>> wake;
     bool accepted = true;
-    bool notify_one = false;
+    bool notify = false;
     {
-      std::lock_guard<std::mutex> lock(s.mutex);
+      std::lock_guard<detail::SpinLock> lock(s.lock);
       if (s.closed) return false;
       const std::size_t n = frame.size();
       if (n == 0) return true;
       if (SSEPP_LIKELY(s.fits(n))) {
-        notify_one = s.enqueue(std::forward<F>(frame), wake);
+        notify = s.enqueue(std::forward<F>(frame), wake);
       } else if (!s.drop_oldest) {
         s.closed = true;
         s.overflowed = true;
+        notify = s.has_waiters;
         wake = std::move(s.wake);
         accepted = false;
-      } else if (s.byte_limit != 0 && n > s.byte_limit) {
+      } else if (n > s.byte_limit) {
         ++s.refused_frames;
         s.dropped_bytes += n;
       } else {
         while (!s.fits(n)) s.drop_front();
-        notify_one = s.enqueue(std::forward<F>(frame), wake);
+        notify = s.enqueue(std::forward<F>(frame), wake);
       }
     }
-    if (!accepted) s.cv.notify_all();
-    else if (notify_one) s.cv.notify_one();
+    if (notify) s.notify(!accepted);
     if (wake && *wake) (*wake)();
     return accepted;
   }
 
-  // One block per queue, aligned to cache lines. Everything `send` touches sits in its first
-  // `hot_bytes`: a broadcast walking thousands of mailboxes loads (and prefetches) two lines
-  // each. The ring is raw storage: slots outside the queued range hold no Frame, so a send writes
-  // its slot without reading it first.
+  // One block per queue. Everything `send` touches sits in its first cache line (`hot_bytes`):
+  // a broadcast walking thousands of mailboxes loads (and prefetches) one line each, so the hot
+  // part has a one-byte lock, 32-bit counts and bounds, and no blocking primitives; blocked
+  // writers wait on the cold part's mutex and condition variable. The ring is raw storage: slots
+  // outside the queued range hold no Frame, so a send writes its slot without reading it first.
   struct alignas(64) State {
     explicit State(const MailboxOptions& o)
-        : drop_oldest(o.overflow == Overflow::drop_oldest), options(o) {
-      frame_limit = plus_room(o.max_frames, o.replay_frames);
-      byte_limit = plus_room(o.max_bytes, o.replay_bytes);
-    }
+        : drop_oldest(o.overflow == Overflow::drop_oldest),
+          frame_limit(clamp(plus_room(o.max_frames, o.replay_frames))),
+          byte_limit(clamp(plus_room(o.max_bytes, o.replay_bytes))),
+          options(o) {}
     ~State() {
       while (count != 0) (void)pop_front();
       deallocate(slots, cap);
@@ -262,32 +269,36 @@ class Mailbox {
     State(const State&) = delete;
     State& operator=(const State&) = delete;
 
-    mutable std::mutex mutex;
-    Frame* slots = nullptr;  // ring of `cap` slots; `count` frames from `head` are constructed
-    std::size_t head = 0;
-    std::size_t count = 0;
-    std::size_t cap = 0;  // grows by doubling up to the frame limit
-    std::size_t bytes = 0;
-    std::size_t frame_limit = 0;  // the bounds in force (with the replay room until first taken)
-    std::size_t byte_limit = 0;
-    std::shared_ptr<const std::function<void()>> wake;
-    std::uint32_t waiters = 0;
+    // ---- hot: guarded by `lock` (next_slot is also read without it, as a hint)
+    mutable detail::SpinLock lock;
     bool closed = false;
     bool overflowed = false;
     bool replay_room = true;  // until frames are first taken
     const bool drop_oldest;
+    bool has_waiters = false;  // a writer is blocked in pop/take_all: sends notify
+    std::uint32_t head = 0;
+    std::uint32_t count = 0;  // `count` frames from `head` are constructed
+    std::uint32_t cap = 0;    // grows by doubling up to the frame limit
+    std::uint32_t frame_limit;  // the bounds in force (with the replay room until first taken)
+    std::uint32_t bytes = 0;
+    std::uint32_t byte_limit;
+    Frame* slots = nullptr;  // ring of `cap` slots
     // Where the next frame goes (for `prefetch`, read without the lock); null when unknown.
     std::atomic<const void*> next_slot{nullptr};
-    // ---- the rest is touched rarely
+    std::shared_ptr<const std::function<void()>> wake;
+    // ---- cold
     std::atomic<std::size_t> handles{1};
     const MailboxOptions options;
     std::uint64_t taken_frames = 0;
     std::uint64_t evicted_frames = 0;  // dropped from the queue by Overflow::drop_oldest
     std::uint64_t refused_frames = 0;  // dropped on arrival: larger than max_bytes alone
     std::uint64_t dropped_bytes = 0;
+    std::mutex wait_mutex;             // blocked writers: waiter_count, cv
     std::condition_variable cv;
+    std::uint32_t waiter_count = 0;
 
-    static constexpr std::size_t hot_bytes = 128;
+    static constexpr std::size_t hot_bytes = 64;
+    static constexpr std::uint32_t most = UINT32_MAX;  // "no bound": 2^32 - 1 frames or bytes
 
     void retain() noexcept { handles.fetch_add(1, std::memory_order_relaxed); }
     void release() noexcept {
@@ -298,30 +309,33 @@ class Mailbox {
       if (bound == 0) return 0;
       return room > SIZE_MAX - bound ? SIZE_MAX : bound + room;
     }
+    static std::uint32_t clamp(std::size_t bound) noexcept {
+      return bound == 0 || bound > most ? most : static_cast<std::uint32_t>(bound);
+    }
 
     bool fits(std::size_t n) const noexcept {
-      return (frame_limit == 0 || count < frame_limit) && (byte_limit == 0 || bytes + n <= byte_limit);
+      return count < frame_limit && std::uint64_t{bytes} + n <= byte_limit;
     }
 
     /// Frames were taken: the replay room is over, the live bounds apply.
     void end_replay_room() noexcept {
       if (!replay_room) return;
       replay_room = false;
-      frame_limit = options.max_frames;
-      byte_limit = options.max_bytes;
+      frame_limit = clamp(options.max_frames);
+      byte_limit = clamp(options.max_bytes);
     }
 
-    /// Queues f; sets `wake` on the empty -> non-empty transition; true when a waiter needs
-    /// notifying.
+    /// Queues f (it fits); sets `wake` on the empty -> non-empty transition; true when a blocked
+    /// writer needs notifying.
     template <class F>
     bool enqueue(F&& f, std::shared_ptr<const std::function<void()>>& wake_out) {
       if (count == 0 && wake) wake_out = wake;
       push_back(std::forward<F>(f));
-      return waiters != 0;
+      return has_waiters;
     }
 
-    std::size_t slot(std::size_t i) const noexcept {
-      std::size_t at = head + i;
+    std::uint32_t slot(std::uint32_t i) const noexcept {
+      std::uint32_t at = head + i;
       return at >= cap ? at - cap : at;
     }
 
@@ -332,7 +346,7 @@ class Mailbox {
     template <class F>
     void push_back(F&& f) {
       if (count == cap) grow();
-      const std::size_t n = f.size();
+      const auto n = static_cast<std::uint32_t>(f.size());  // fits: at most byte_limit
       new (slots + slot(count)) Frame(std::forward<F>(f));
       ++count;
       bytes += n;
@@ -345,7 +359,7 @@ class Mailbox {
       p->~Frame();
       if (++head == cap) head = 0;
       --count;
-      bytes -= f.size();
+      bytes -= static_cast<std::uint32_t>(f.size());
       if (count == 0) head = 0;
       set_next_slot();
       return f;
@@ -365,11 +379,11 @@ class Mailbox {
     }
 
     std::size_t take_all(std::vector<Frame>& out) {
-      const std::size_t n = count;
+      const std::uint32_t n = count;
       if (n == 0) return 0;
       end_replay_room();
       out.reserve(out.size() + n);
-      for (std::size_t i = 0; i < n; ++i) {
+      for (std::uint32_t i = 0; i < n; ++i) {
         Frame* p = slots + slot(i);
         out.push_back(std::move(*p));
         p->~Frame();
@@ -388,10 +402,10 @@ class Mailbox {
     }
 
     void grow() {
-      std::size_t next = cap == 0 ? 8 : cap * 2;
-      if (frame_limit != 0 && next > frame_limit) next = std::max(frame_limit, count + 1);
+      std::uint32_t next = cap == 0 ? 8 : (cap > most / 2 ? most : cap * 2);
+      if (next > frame_limit) next = std::max(frame_limit, count + 1);
       Frame* block = allocate(next);
-      for (std::size_t i = 0; i < count; ++i) {
+      for (std::uint32_t i = 0; i < count; ++i) {
         Frame* p = slots + slot(i);
         new (block + i) Frame(std::move(*p));
         p->~Frame();
@@ -402,18 +416,39 @@ class Mailbox {
       head = 0;
     }
 
-    /// Waits until a frame is queued or the mailbox is closed; false on timeout or closed+empty.
+    /// With `lock` held: until a frame is queued or the mailbox is closed, waits up to `timeout`
+    /// on the cold mutex (the spin lock released meanwhile). Returns with `lock` held; false
+    /// when no frame is queued.
     template <class Rep, class Period>
-    bool wait(std::unique_lock<std::mutex>& lock, std::chrono::duration<Rep, Period> timeout) {
-      if (count == 0 && !closed) {
-        ++waiters;
-        cv.wait_for(lock, timeout, [this] { return count != 0 || closed; });
-        --waiters;
+    bool wait(std::unique_lock<detail::SpinLock>& held, std::chrono::duration<Rep, Period> timeout) {
+      if (count != 0 || closed) return count != 0;
+      held.unlock();
+      const auto deadline = detail::deadline_after(timeout);
+      std::unique_lock<std::mutex> waiting(wait_mutex);
+      ++waiter_count;
+      for (;;) {
+        held.lock();
+        if (count != 0 || closed) break;
+        has_waiters = true;  // seen by every send after this; they notify under wait_mutex
+        held.unlock();
+        if (cv.wait_until(waiting, deadline) == std::cv_status::timeout) {
+          held.lock();
+          break;
+        }
       }
+      if (--waiter_count == 0) has_waiters = false;
       return count != 0;
     }
+
+    /// Wakes blocked writers (after a send saw has_waiters, or on close).
+    void notify(bool all) {
+      std::lock_guard<std::mutex> waiting(wait_mutex);
+      if (all) cv.notify_all();
+      else cv.notify_one();
+    }
   };
-  static_assert(offsetof(State, next_slot) + sizeof(std::atomic<const void*>) <= State::hot_bytes,
+  static_assert(offsetof(State, wake) + sizeof(std::shared_ptr<const std::function<void()>>) <=
+                    State::hot_bytes,
                 "what send touches fits in Mailbox::State::hot_bytes");
 
   State* state_;
