@@ -170,6 +170,26 @@ TEST_CASE("frames on both sides of the on-stack size append the same bytes to ev
   }
 }
 
+// Data-only events of up to 64 bytes of one-line data take a short path into buffers with
+// append(); every length around its bounds, with every byte distinct so that a misplaced copy
+// shows, must give the bytes of the general path (std::vector<char> has no append()).
+TEST_CASE("the short path for tiny data-only events writes what the general path writes") {
+  for (std::size_t n = 0; n <= 70; ++n) {
+    std::string data;
+    for (std::size_t i = 0; i < n; ++i) data += static_cast<char>('!' + (i * 7) % 90);
+    const std::string want = n == 0 ? "data:\n\n"s : "data: " + data + "\n\n";
+    for (const ssepp::Event& ev : {data_event(data), data_event(data).with_type("t")}) {
+      const std::string head = ev.type.empty() ? ""s : "event: t\n"s;
+      std::string s = "p";
+      REQUIRE_FALSE(ssepp::encode_to(s, ev));
+      CHECK(s == "p" + head + want);
+      std::vector<char> v = {'p'};
+      REQUIRE_FALSE(ssepp::encode_to(v, ev));
+      CHECK(std::string(v.data(), v.size()) == "p" + head + want);
+    }
+  }
+}
+
 TEST_CASE("negative retry is rejected") {
   ssepp::Event ev = data_event("d");
   ev.retry = -1ms;

@@ -259,6 +259,48 @@ void append_written(Buffer& buf, std::size_t n, Write&& write) {
   write(grow(buf, n));
 }
 
+/// Copies n bytes, n <= 64, with a few fixed-size moves (the last one overlapping) instead of a
+/// call: for tiny events the call costs more than the copy.
+inline void copy_short(char* out, const char* p, std::size_t n) noexcept {
+  if (n >= 16) {
+    for (std::size_t i = 0; i + 16 < n; i += 16) std::memcpy(out + i, p + i, 16);
+    std::memcpy(out + n - 16, p + n - 16, 16);
+  } else if (n >= 8) {
+    std::memcpy(out, p, 8);
+    std::memcpy(out + n - 8, p + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(out, p, 4);
+    std::memcpy(out + n - 4, p + n - 4, 4);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) out[i] = p[i];
+  }
+}
+
+/// Largest data of a data-only event that takes the short path (`append_data_only`).
+constexpr std::size_t short_data_size = 64;
+
+/// The short path for the commonest tiny frame, a data-only event (no comment, type, id or
+/// retry: LLM tokens, ticks) with 1..64 bytes of one-line data: "data: <data>\n\n", built on
+/// the stack and appended at once. Such an event is always valid. Returns false, having written
+/// nothing, for any other event.
+template <class Buffer>
+bool append_data_only(Buffer& buf, const Event& ev) {
+  const std::size_t n = ev.data.size();
+  if (n == 0 || n > short_data_size || !ev.comment.empty() || !ev.type.empty() || ev.id ||
+      ev.retry)
+    return false;
+  const char* p = ev.data.data();
+  if (has_line_break(p, n)) return false;
+  char tmp[short_data_size + 8];
+  const char prefix[6] = {'d', 'a', 't', 'a', ':', ' '};
+  std::memcpy(tmp, prefix, sizeof prefix);
+  copy_short(tmp + 6, p, n);
+  tmp[6 + n] = '\n';
+  tmp[7 + n] = '\n';
+  buf.append(tmp, n + 8);
+  return true;
+}
+
 }  // namespace detail
 
 /// Checks that `ev` can be sent unaltered: no CR or LF in `type`, no CR, LF or NUL in `id`,
@@ -283,6 +325,9 @@ inline std::error_code validate(const Event& ev) noexcept {
 /// `data` is split on LF, CR and CRLF, one `data:` line each; empty data gives one `data:` line.
 template <class Buffer>
 std::error_code encode_to(Buffer& buf, const Event& ev) {
+  if constexpr (detail::appends_chars<Buffer>::value) {
+    if (detail::append_data_only(buf, ev)) return {};
+  }
   if (auto ec = validate(ev)) return ec;
   const detail::EventLayout l = detail::layout(ev);
   detail::append_written(buf, l.size, [&](char* out) { detail::write_event(out, ev, l); });
