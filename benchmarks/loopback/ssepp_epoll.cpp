@@ -3,10 +3,10 @@
 // each stream is a client of a Broadcaster<ConnSink> joined to the channel of its query
 // (`/events?channel=bench`), and a publish is `Broadcaster::publish` (validation, an id, history,
 // one encode, one shared Frame for every recipient). The sink appends the frame, chunk-framed
-// once per frame, to the stream's buffer; after each batch of ready events every stream with new bytes is written
-// once, exactly as the ceiling does, and keeps what the socket does not take (cut above 1 MiB, as
-// the demo server's default queue). Set beside the ceiling it shows what the library
-// costs per delivery, apart from any HTTP stack.
+// once per frame, to the stream's buffer; after each batch of ready events every stream with new
+// bytes is written once, exactly as the ceiling does, and keeps what the socket does not take
+// (cut above 1 MiB, as the demo server's default queue). Set beside the ceiling it shows what the
+// library costs per delivery, apart from any HTTP stack.
 //
 //   ssepp-epoll [--host 127.0.0.1] [--port 0]
 // prints "ssepp-epoll listening on http://HOST:PORT/" once it accepts connections.

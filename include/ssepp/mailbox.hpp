@@ -3,7 +3,7 @@
 
 #include <ssepp/config.hpp>
 #include <ssepp/detail/broadcaster_delivery.hpp>
-#include <ssepp/detail/spin_lock.hpp>
+#include <ssepp/detail/sync.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/sink.hpp>
 

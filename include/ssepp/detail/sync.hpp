@@ -7,6 +7,9 @@
 #include <chrono>
 #include <thread>
 
+// The Mailbox's synchronisation helpers: a one-byte lock for its hot state, and the deadline of
+// a blocking wait.
+
 #if defined(_MSC_VER) && !defined(__clang__) && (defined(_M_X64) || defined(_M_IX86))
 #  include <intrin.h>
 #endif
@@ -38,10 +41,6 @@ class SpinLock {
         else std::this_thread::yield();
       }
     }
-  }
-  bool try_lock() noexcept {
-    return !locked_.load(std::memory_order_relaxed) &&
-           !locked_.exchange(true, std::memory_order_acquire);
   }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
