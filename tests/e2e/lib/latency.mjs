@@ -1,0 +1,170 @@
+// Latency measurement against the demo that measures the server, not Node's garbage collector.
+// With the readers in the test's main thread, their stamps waited on its collections (the
+// publisher's 48 KiB bodies, every other client's events kept whole): a 10-15 ms pause there
+// showed as a 20-50 ms latency, and the p99 of a run was set by a dozen such pauses. So the readers
+// run in a worker thread whose heap holds numbers only, and the publisher builds its bodies from
+// Buffers over one kept-alive connection: both threads allocate little, and pause rarely.
+//
+// Events carry `data: {"n":…,"t":…}`, t being `now()` (ms on the monotonic clock, which all
+// threads and processes of the machine share) when the event was due.
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import http from 'node:http';
+import { createParser } from 'eventsource-parser';
+
+/** Milliseconds on the monotonic clock: comparable across threads. */
+export const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * POSTs to the demo's /publish over one kept-alive connection; `post` takes the body as a string
+ * or a Buffer (see `bufferBody`) and resolves once the server has answered 202.
+ */
+export function lightPublisher(server) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const post = (body) => new Promise((resolve, reject) => {
+    const req = http.request(server.url + '/publish', {
+      method: 'POST', agent,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => {
+        if (res.statusCode === 202) resolve();
+        else reject(new Error(`publish: ${res.statusCode} ${text}`));
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  return { post, close: () => agent.destroy() };
+}
+
+/**
+ * A /publish body {channel, event, data: '{"n":N,"pad":"…"}'} built as a Buffer from parts made
+ * once: `bufferBody(channel, event, pad)(n)`. The pad must need no JSON escaping.
+ */
+export function bufferBody(channel, event, pad) {
+  const head = Buffer.from(JSON.stringify({ channel, event, data: '{"n":' }).slice(0, -2));
+  const tail = Buffer.from(JSON.stringify(`,"pad":"${pad}"}`).slice(1) + '}');
+  return (n) => Buffer.concat([head, Buffer.from(String(n)), tail]);
+}
+
+/**
+ * Opens `count` streams on `url` (the demo's /events?channel=…) in a worker thread; resolves once
+ * every one has its connected event. `collect(first, last)` waits until every reader has event
+ * `last` of type `type` and resolves to the latencies (ms, sorted) of events first..last across
+ * all readers, and per reader: how many events it holds, whether they are 1, 2, 3… in order, how
+ * many connected events it got and whether its stream ended.
+ */
+export async function startTimedReaders(url, { count, type = 'seq' }) {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { timedReaders: { url, count, type } } });
+  const pending = new Map();
+  let nextId = 0;
+  let failure;
+  const fail = (err) => {
+    failure = err;
+    for (const { reject } of pending.values()) reject(err);
+    pending.clear();
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`the timed readers' worker exited (${code})`)));
+  worker.on('message', (m) => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.error) p.reject(new Error(m.error));
+    else p.resolve(m.result);
+  });
+  const call = (cmd, args = {}) => new Promise((resolve, reject) => {
+    if (failure) return reject(failure);
+    const id = nextId++;
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ id, cmd, ...args });
+  });
+  await call('connect');
+  return {
+    collect: (first, last, { timeout = 30000 } = {}) => call('collect', { first, last, timeout }),
+    close: async () => {
+      worker.removeAllListeners('exit');
+      await worker.terminate();
+    },
+  };
+}
+
+function runWorker({ url, count, type }) {
+  const readers = [];
+  for (let i = 0; i < count; ++i) {
+    const r = { seq: [], latency: [], connected: 0, ended: false, error: undefined, at: 0 };
+    const parser = createParser({
+      onEvent(ev) {
+        if (ev.event === 'connected') {
+          ++r.connected;
+        } else if (ev.event === type) {
+          const { n, t } = JSON.parse(ev.data);
+          r.seq.push(n);
+          r.latency.push(r.at - t);
+        }
+      },
+    });
+    const req = http.request(url, { headers: { Accept: 'text/event-stream' }, agent: false });
+    req.on('response', (res) => {
+      if (res.statusCode !== 200) r.error = `stream answered ${res.statusCode}`;
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        r.at = now();  // before parsing: the stamp is the chunk's arrival
+        parser.feed(chunk);
+      });
+      res.on('close', () => { r.ended = true; });
+    });
+    req.on('error', (err) => { r.error = err.message; r.ended = true; });
+    req.end();
+    readers.push(r);
+  }
+
+  const until = (pred, timeout, what) => new Promise((resolve, reject) => {
+    const deadline = now() + timeout;
+    const poll = () => {
+      const bad = readers.find((r) => r.error);
+      if (bad) return reject(new Error(bad.error));
+      if (pred()) return resolve();
+      if (now() > deadline) return reject(new Error(`timed out after ${timeout} ms waiting for ${what}`));
+      setTimeout(poll, 20);
+    };
+    poll();
+  });
+
+  const commands = {
+    connect: async () => {
+      await until(() => readers.every((r) => r.connected > 0), 10000, `${count} streams to connect`);
+    },
+    collect: async ({ first, last, timeout }) => {
+      await until(() => readers.every((r) => r.seq.length >= last || r.ended), timeout,
+                  `${count} readers to get ${type} event ${last}`);
+      const latency = [];
+      for (const r of readers) {
+        for (let k = 0; k < r.seq.length; ++k) {
+          if (r.seq[k] >= first && r.seq[k] <= last) latency.push(r.latency[k]);
+        }
+      }
+      latency.sort((a, b) => a - b);
+      return {
+        latency,
+        readers: readers.map((r) => ({
+          count: r.seq.length,
+          inOrder: r.seq.every((n, k) => n === k + 1),
+          connected: r.connected,
+          ended: r.ended,
+        })),
+      };
+    },
+  };
+  parentPort.on('message', async ({ id, cmd, ...args }) => {
+    try {
+      parentPort.postMessage({ id, result: await commands[cmd](args) });
+    } catch (err) {
+      parentPort.postMessage({ id, error: err.message });
+    }
+  });
+}
+
+if (!isMainThread && workerData?.timedReaders) runWorker(workerData.timedReaders);
