@@ -401,3 +401,27 @@ TEST_CASE("Pub/Sub interop: any service PUBLISHes JSON, malformed messages are c
   });
   CHECK(dropped == 2);
 }
+
+TEST_CASE("stop() right after start() returns, whatever the reader was doing") {
+  // stop() wakes a reader blocked on Redis by shutting its socket down; a reader still
+  // connecting has no socket yet, and must notice the stop before it blocks (the Pub/Sub
+  // bridge's wait for messages has no timeout).
+  testing_redis::RedisServer redis;
+  Hub hub(node_options());
+  ssepp::RedisOptions options = redis_at(redis.port());
+  options.block = 30s;  // a missed stop would show as a 30 s stall, not as a short XREAD
+  options.timeout = 30s;
+  ssepp::RedisPubSubBridge<InboxSink> bridge(hub, options);
+  Bus bus(hub, options);
+  for (int i = 0; i < 60; ++i) {
+    const auto pause = std::chrono::microseconds(i * 50);  // 0 to 3 ms: before, during, after connect
+    const auto t0 = std::chrono::steady_clock::now();
+    bridge.start();
+    bus.start();
+    std::this_thread::sleep_for(pause);
+    bridge.stop();
+    bus.stop();
+    INFO("round " << i << ", stopped " << pause.count() << " us after start");
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+  }
+}

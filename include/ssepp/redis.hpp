@@ -16,7 +16,12 @@
 #include <ssepp/event.hpp>
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <time.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <atomic>
@@ -76,6 +81,43 @@ struct RedisStats {
 };
 
 namespace detail {
+
+/// Keeps a write to a closed connection (Redis gone, or a stop() that shut the socket down) from
+/// raising SIGPIPE, whose default action ends the host process: hiredis writes with write(2)
+/// without MSG_NOSIGNAL, and a library must not change the process's signal dispositions. Blocks
+/// SIGPIPE on this thread while alive and discards one raised meanwhile.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() noexcept {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    was_pending_ = pending();
+    blocked_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+  ~SigpipeGuard() {
+    if (!blocked_) return;
+    if (!was_pending_ && pending()) {
+      const timespec zero{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  bool pending() const noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    return sigpending(&set) == 0 && sigismember(&set, SIGPIPE) == 1;
+  }
+
+  sigset_t pipe_{};
+  sigset_t old_{};
+  bool was_pending_ = false;
+  bool blocked_ = false;
+};
 
 struct RedisReplyFree {
   void operator()(redisReply* r) const noexcept {
@@ -142,6 +184,7 @@ class RedisConnection {
       argv.push_back(a.data());
       lens.push_back(a.size());
     }
+    SigpipeGuard no_sigpipe;
     RedisReplyPtr r(static_cast<redisReply*>(
         redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
     return checked(std::move(r), error);
@@ -154,6 +197,7 @@ class RedisConnection {
       return nullptr;
     }
     void* raw = nullptr;
+    SigpipeGuard no_sigpipe;  // flushes pending output, if any
     if (redisGetReply(ctx_.get(), &raw) != REDIS_OK) raw = nullptr;
     return checked(RedisReplyPtr(static_cast<redisReply*>(raw)), error);
   }
@@ -513,6 +557,9 @@ class RedisStreamBus {
           backoff = detail::next_backoff(backoff, options_);
           continue;
         }
+        // A stop() that came while this connected found no socket to shut down: see it now,
+        // before blocking (a later stop() finds the socket).
+        if (stopper_.stopped()) break;
         if (ever_connected) ++reconnects_;
         ever_connected = true;
         connected_ = true;
@@ -719,6 +766,9 @@ class RedisPubSubBridge {
           backoff = detail::next_backoff(backoff, options_);
           continue;
         }
+        // A stop() that came while this connected found no socket to shut down: see it now,
+        // before waiting without a timeout (a later stop() finds the socket).
+        if (stopper_.stopped()) break;
         conn_.set_timeout(std::chrono::milliseconds{0});  // wait for messages indefinitely
         if (ever) ++reconnects_;
         ever = true;
