@@ -1,11 +1,13 @@
 // A real redis-server for tests: started on a free loopback port in a temporary directory (with
 // append-only persistence, so a restart keeps the data), stopped at the end. Kill and restart it
-// to test a Redis that goes away.
+// to test a Redis that goes away. Every wait on it is bounded: a test never hangs on its server.
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace testing_redis {
 
@@ -70,21 +73,42 @@ class RedisServer {
 
   /// Starts redis-server (again) on the same port and directory; waits until it accepts.
   void start() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string port = std::to_string(port_);
-      std::string log = dir_ + "/redis.log";
-      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-               "--dir", dir_.c_str(), "--appendonly", durable_ ? "yes" : "no", "--appendfsync",
-               durable_ ? "always" : "everysec", "--save",
-               "", "--daemonize", "no", "--loglevel", "warning", "--logfile", log.c_str(),
-               static_cast<char*>(nullptr));
-      std::_Exit(127);
-    }
+    // posix_spawn, not fork: the test process has threads (the buses' readers), and a forked
+    // child may only call async-signal-safe functions before exec.
+    const std::string port = std::to_string(port_);
+    const std::string log = dir_ + "/redis.log";
+    std::vector<std::string> args = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                                      "--dir", dir_, "--appendonly", durable_ ? "yes" : "no",
+                                      "--appendfsync", durable_ ? "always" : "everysec",
+                                      "--save", "", "--daemonize", "no", "--loglevel", "warning",
+                                      "--logfile", log};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // Its standard streams go to /dev/null (it logs to its file): a server left behind by a test
+    // process that died must not hold the test's output open, or ctest waits on it until its
+    // timeout and reports a hang instead of the death.
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    for (int fd : {0, 1, 2})
+      ::posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
+    pid_t pid = -1;
+    const int spawned = ::posix_spawnp(&pid, "redis-server", &actions, nullptr, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    if (spawned != 0) throw std::runtime_error("cannot start redis-server (is it installed?)");
+    pid_ = pid;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!accepting(port_)) {
-      if (std::chrono::steady_clock::now() > deadline)
-        throw std::runtime_error("redis-server did not start (is it installed?)");
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error("redis-server exited at start (port " + port +
+                                 " taken?); see " + log);
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        signal_and_wait(SIGKILL);
+        throw std::runtime_error("redis-server did not accept connections within 10 s");
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
@@ -92,7 +116,7 @@ class RedisServer {
   /// Kills redis-server at once (SIGKILL: no shutdown save; the append-only file keeps the data).
   void kill() { signal_and_wait(SIGKILL); }
 
-  /// Stops redis-server.
+  /// Stops redis-server: SIGTERM, then SIGKILL if it has not exited within 10 s.
   void stop() { signal_and_wait(SIGTERM); }
 
  private:
@@ -100,7 +124,16 @@ class RedisServer {
     if (pid_ <= 0) return;
     ::kill(pid_, sig);
     int status = 0;
-    ::waitpid(pid_, &status, 0);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (sig != SIGKILL && std::chrono::steady_clock::now() > deadline) {
+        std::fprintf(stderr, "redis-server ignored signal %d for 10 s: killing it\n", sig);
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     pid_ = -1;
   }
 
