@@ -5,6 +5,7 @@
 // exits with status 124. A hang then fails with its name within ctest's timeout, instead of being
 // killed silently with its output still buffered.
 #if __has_include(<catch2/catch_session.hpp>)
+#  include <catch2/catch_section_info.hpp>
 #  include <catch2/catch_session.hpp>
 #  include <catch2/catch_test_case_info.hpp>
 #  include <catch2/reporters/catch_reporter_event_listener.hpp>
