@@ -91,8 +91,9 @@ class SigpipeGuard {
   SigpipeGuard() noexcept {
     sigemptyset(&pipe_);
     sigaddset(&pipe_, SIGPIPE);
-    was_pending_ = pending();
     blocked_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+    // Only a SIGPIPE the thread already blocked can be pending: that one is not ours to discard.
+    was_pending_ = blocked_ && sigismember(&old_, SIGPIPE) == 1 && pending();
   }
   SigpipeGuard(const SigpipeGuard&) = delete;
   SigpipeGuard& operator=(const SigpipeGuard&) = delete;
