@@ -10,6 +10,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import http from 'node:http';
 import { createParser } from 'eventsource-parser';
+import { waitFor } from './harness.mjs';
 
 /** Milliseconds on the monotonic clock: comparable across threads. */
 export const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -121,17 +122,12 @@ function runWorker({ url, count, type }) {
     readers.push(r);
   }
 
-  const until = (pred, timeout, what) => new Promise((resolve, reject) => {
-    const deadline = now() + timeout;
-    const poll = () => {
-      const bad = readers.find((r) => r.error);
-      if (bad) return reject(new Error(bad.error));
-      if (pred()) return resolve();
-      if (now() > deadline) return reject(new Error(`timed out after ${timeout} ms waiting for ${what}`));
-      setTimeout(poll, 20);
-    };
-    poll();
-  });
+  // Until `pred` holds or a stream fails (its error, at once), or `timeout` passes.
+  const until = async (pred, timeout, what) => {
+    await waitFor(() => readers.some((r) => r.error) || pred(), { timeout, what });
+    const bad = readers.find((r) => r.error);
+    if (bad) throw new Error(bad.error);
+  };
 
   const commands = {
     connect: async () => {
