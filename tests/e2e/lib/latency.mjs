@@ -51,14 +51,17 @@ export function bufferBody(channel, event, pad) {
 }
 
 /**
- * Opens `count` streams on `url` (the demo's /events?channel=…) in a worker thread; resolves once
- * every one has its connected event. `collect(first, last)` waits until every reader has event
- * `last` of type `type` and resolves to the latencies (ms, sorted) of events first..last across
- * all readers, and per reader: how many events it holds, whether they are 1, 2, 3… in order, how
- * many connected events it got and whether its stream ended.
+ * Opens `count` streams on each of `urls` (the demo's /events?channel=…, one server or several)
+ * in one worker thread, so that a pause there delays every group alike; resolves once every
+ * stream has its connected event. `collect(first, last)` waits until every reader has event
+ * `last` of type `type` (or has ended) and resolves, per url, to the latencies (ms, sorted) of
+ * events first..last across its readers, the worst latency of each event (`worst[n - first]`),
+ * and per reader: how many events it holds, whether they are 1, 2, 3… in order, how many
+ * connected events it got and whether its stream ended. `closeGroup(i)` closes the readers of
+ * `urls[i]` (before their server goes away).
  */
-export async function startTimedReaders(url, { count, type = 'seq' }) {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { timedReaders: { url, count, type } } });
+export async function startTimedReaders(urls, { count, type = 'seq' }) {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { timedReaders: { urls, count, type } } });
   const pending = new Map();
   let nextId = 0;
   let failure;
@@ -85,6 +88,7 @@ export async function startTimedReaders(url, { count, type = 'seq' }) {
   await call('connect');
   return {
     collect: (first, last, { timeout = 30000 } = {}) => call('collect', { first, last, timeout }),
+    closeGroup: (group) => call('close', { group }),
     close: async () => {
       worker.removeAllListeners('exit');
       await worker.terminate();
@@ -92,66 +96,87 @@ export async function startTimedReaders(url, { count, type = 'seq' }) {
   };
 }
 
-function runWorker({ url, count, type }) {
-  const readers = [];
-  for (let i = 0; i < count; ++i) {
-    const r = { seq: [], latency: [], connected: 0, ended: false, error: undefined, at: 0 };
-    const parser = createParser({
-      onEvent(ev) {
-        if (ev.event === 'connected') {
-          ++r.connected;
-        } else if (ev.event === type) {
-          const { n, t } = JSON.parse(ev.data);
-          r.seq.push(n);
-          r.latency.push(r.at - t);
-        }
-      },
+function openTimedReader(url, type) {
+  const r = { seq: [], latency: [], connected: 0, ended: false, closed: false, error: undefined, at: 0 };
+  const parser = createParser({
+    onEvent(ev) {
+      if (ev.event === 'connected') {
+        ++r.connected;
+      } else if (ev.event === type) {
+        const { n, t } = JSON.parse(ev.data);
+        r.seq.push(n);
+        r.latency.push(r.at - t);
+      }
+    },
+  });
+  const req = http.request(url, { headers: { Accept: 'text/event-stream' }, agent: false });
+  req.on('response', (res) => {
+    if (res.statusCode !== 200) r.error = `stream answered ${res.statusCode}`;
+    res.setEncoding('utf8');
+    res.on('data', (chunk) => {
+      r.at = now();  // before parsing: the stamp is the chunk's arrival
+      parser.feed(chunk);
     });
-    const req = http.request(url, { headers: { Accept: 'text/event-stream' }, agent: false });
-    req.on('response', (res) => {
-      if (res.statusCode !== 200) r.error = `stream answered ${res.statusCode}`;
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        r.at = now();  // before parsing: the stamp is the chunk's arrival
-        parser.feed(chunk);
-      });
-      res.on('close', () => { r.ended = true; });
-    });
-    req.on('error', (err) => { r.error = err.message; r.ended = true; });
-    req.end();
-    readers.push(r);
+    res.on('close', () => { r.ended = true; });
+    res.on('error', (err) => { if (!r.closed) r.error = err.message; r.ended = true; });
+  });
+  req.on('error', (err) => { if (!r.closed) r.error = err.message; r.ended = true; });
+  req.end();
+  r.close = () => {
+    r.closed = r.ended = true;
+    req.destroy();
+  };
+  return r;
+}
+
+/** What collect() reports of one group of readers. */
+function harvest(readers, first, last) {
+  const latency = [];
+  const worst = new Array(last - first + 1).fill(0);
+  for (const r of readers) {
+    for (let k = 0; k < r.seq.length; ++k) {
+      const n = r.seq[k];
+      if (n >= first && n <= last) {
+        latency.push(r.latency[k]);
+        worst[n - first] = Math.max(worst[n - first], r.latency[k]);
+      }
+    }
   }
+  latency.sort((a, b) => a - b);
+  return {
+    latency,
+    worst,
+    readers: readers.map((r) => ({
+      count: r.seq.length,
+      inOrder: r.seq.every((n, k) => n === k + 1),
+      connected: r.connected,
+      ended: r.ended,
+    })),
+  };
+}
+
+function runWorker({ urls, count, type }) {
+  const groups = urls.map((url) => Array.from({ length: count }, () => openTimedReader(url, type)));
+  const all = groups.flat();
 
   // Until `pred` holds or a stream fails (its error, at once), or `timeout` passes.
   const until = async (pred, timeout, what) => {
-    await waitFor(() => readers.some((r) => r.error) || pred(), { timeout, what });
-    const bad = readers.find((r) => r.error);
+    await waitFor(() => all.some((r) => r.error) || pred(), { timeout, what });
+    const bad = all.find((r) => r.error);
     if (bad) throw new Error(bad.error);
   };
 
   const commands = {
     connect: async () => {
-      await until(() => readers.every((r) => r.connected > 0), 10000, `${count} streams to connect`);
+      await until(() => all.every((r) => r.connected > 0), 10000, `${all.length} streams to connect`);
     },
     collect: async ({ first, last, timeout }) => {
-      await until(() => readers.every((r) => r.seq.length >= last || r.ended), timeout,
-                  `${count} readers to get ${type} event ${last}`);
-      const latency = [];
-      for (const r of readers) {
-        for (let k = 0; k < r.seq.length; ++k) {
-          if (r.seq[k] >= first && r.seq[k] <= last) latency.push(r.latency[k]);
-        }
-      }
-      latency.sort((a, b) => a - b);
-      return {
-        latency,
-        readers: readers.map((r) => ({
-          count: r.seq.length,
-          inOrder: r.seq.every((n, k) => n === k + 1),
-          connected: r.connected,
-          ended: r.ended,
-        })),
-      };
+      await until(() => all.every((r) => r.seq.length >= last || r.ended), timeout,
+                  `${all.length} readers to get ${type} event ${last}`);
+      return groups.map((readers) => harvest(readers, first, last));
+    },
+    close: async ({ group }) => {
+      for (const r of groups[group]) r.close();
     },
   };
   parentPort.on('message', async ({ id, cmd, ...args }) => {
