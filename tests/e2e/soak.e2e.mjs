@@ -170,7 +170,7 @@ test('a tenth of the clients stop reading: the others keep their latency, the st
   // baseline when that is more than twice it.
   const allowed = Math.max(2 * p99(baseline), p99(baseline) + 20);
   if (p99(withStuck) > allowed) {
-    const worst = withStuck.worst.map((w, i) => i).sort((x, y) => withStuck.worst[y] - withStuck.worst[x]);
+    const worst = withStuck.worst.map((_, i) => i).sort((x, y) => withStuck.worst[y] - withStuck.worst[x]);
     for (const i of worst.slice(0, 10).sort((x, y) => x - y)) {
       console.log(`  event ${first + i}: worst ${withStuck.worst[i].toFixed(1)} ms, control ` +
                   `${baseline.worst[i].toFixed(1)} ms, published ${late[first + i].toFixed(1)} ms late`);
