@@ -51,17 +51,21 @@ export function bufferBody(channel, event, pad) {
 }
 
 /**
- * Opens `count` streams on each of `urls` (the demo's /events?channel=…, one server or several)
- * in one worker thread, so that a pause there delays every group alike; resolves once every
- * stream has its connected event. `collect(first, last)` waits until every reader has event
- * `last` of type `type` (or has ended) and resolves, per url, to the latencies (ms, sorted) of
- * events first..last across its readers, the worst latency of each event (`worst[n - first]`),
- * and per reader: how many events it holds, whether they are 1, 2, 3… in order, how many
- * connected events it got and whether its stream ended. `closeGroup(i)` closes the readers of
- * `urls[i]` (before their server goes away).
+ * Opens `count` streams on each of `streams` (the demo's /events?channel=…, one server or
+ * several; an entry is a URL or {url, headers}) in one worker thread, so that a pause there delays
+ * every group alike; resolves once every stream has its connected event.
+ *
+ * `collect(first, last)` waits until every reader has received `last` events of type `type` (or
+ * has ended) and resolves, per entry of `streams`, to the latencies (ms, sorted) of the events
+ * numbered first..last it still holds, the worst latency of each (`worst[n - first]`), and per
+ * reader: how many events it received, whether they were 1, 2, 3… in order, how many connected
+ * events it got and whether its stream ended. `drain()` resolves to the same for every event held
+ * and drops them (the counts stay): a long run takes its figures a window at a time.
+ * `closeGroup(i)` closes the readers of `streams[i]` (before their server goes away).
  */
-export async function startTimedReaders(urls, { count, type = 'seq' }) {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { timedReaders: { urls, count, type } } });
+export async function startTimedReaders(streams, { count = 1, type = 'seq' } = {}) {
+  const specs = streams.map((s) => (typeof s === 'string' ? { url: s } : s));
+  const worker = new Worker(new URL(import.meta.url), { workerData: { timedReaders: { specs, count, type } } });
   const pending = new Map();
   let nextId = 0;
   let failure;
@@ -88,6 +92,7 @@ export async function startTimedReaders(urls, { count, type = 'seq' }) {
   await call('connect');
   return {
     collect: (first, last, { timeout = 30000 } = {}) => call('collect', { first, last, timeout }),
+    drain: () => call('drain'),
     closeGroup: (group) => call('close', { group }),
     close: async () => {
       worker.removeAllListeners('exit');
@@ -96,20 +101,24 @@ export async function startTimedReaders(urls, { count, type = 'seq' }) {
   };
 }
 
-function openTimedReader(url, type) {
-  const r = { seq: [], latency: [], connected: 0, ended: false, closed: false, error: undefined, at: 0 };
+function openTimedReader({ url, headers }, type) {
+  const r = {
+    seq: [], latency: [],  // the events held: their numbers and latencies
+    count: 0, inOrder: true, connected: 0, ended: false, closed: false, error: undefined, at: 0,
+  };
   const parser = createParser({
     onEvent(ev) {
       if (ev.event === 'connected') {
         ++r.connected;
       } else if (ev.event === type) {
         const { n, t } = JSON.parse(ev.data);
+        if (n !== ++r.count) r.inOrder = false;
         r.seq.push(n);
         r.latency.push(r.at - t);
       }
     },
   });
-  const req = http.request(url, { headers: { Accept: 'text/event-stream' }, agent: false });
+  const req = http.request(url, { headers: { Accept: 'text/event-stream', ...headers }, agent: false });
   req.on('response', (res) => {
     if (res.statusCode !== 200) r.error = `stream answered ${res.statusCode}`;
     res.setEncoding('utf8');
@@ -146,17 +155,12 @@ function harvest(readers, first, last) {
   return {
     latency,
     worst,
-    readers: readers.map((r) => ({
-      count: r.seq.length,
-      inOrder: r.seq.every((n, k) => n === k + 1),
-      connected: r.connected,
-      ended: r.ended,
-    })),
+    readers: readers.map(({ count, inOrder, connected, ended }) => ({ count, inOrder, connected, ended })),
   };
 }
 
-function runWorker({ urls, count, type }) {
-  const groups = urls.map((url) => Array.from({ length: count }, () => openTimedReader(url, type)));
+function runWorker({ specs, count, type }) {
+  const groups = specs.map((spec) => Array.from({ length: count }, () => openTimedReader(spec, type)));
   const all = groups.flat();
 
   // Until `pred` holds or a stream fails (its error, at once), or `timeout` passes.
@@ -171,9 +175,22 @@ function runWorker({ urls, count, type }) {
       await until(() => all.every((r) => r.connected > 0), 10000, `${all.length} streams to connect`);
     },
     collect: async ({ first, last, timeout }) => {
-      await until(() => all.every((r) => r.seq.length >= last || r.ended), timeout,
+      await until(() => all.every((r) => r.count >= last || r.ended), timeout,
                   `${all.length} readers to get ${type} event ${last}`);
       return groups.map((readers) => harvest(readers, first, last));
+    },
+    drain: async () => {
+      let first = Infinity, last = 0;
+      for (const r of all) {
+        for (const n of r.seq) {
+          first = Math.min(first, n);
+          last = Math.max(last, n);
+        }
+      }
+      if (last === 0) first = 1;  // nothing held
+      const result = groups.map((readers) => harvest(readers, first, last));
+      for (const r of all) r.seq.length = r.latency.length = 0;
+      return result;
     },
     close: async ({ group }) => {
       for (const r of groups[group]) r.close();
