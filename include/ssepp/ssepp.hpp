@@ -12,3 +12,5 @@
 #include <ssepp/mailbox.hpp>
 #include <ssepp/history.hpp>
 #include <ssepp/broadcaster.hpp>
+#include <ssepp/http.hpp>
+#include <ssepp/client.hpp>

@@ -25,3 +25,5 @@ case "$mode" in
 esac
 cmake --build "$work/build"
 "$work/build/consumer"
+# Built wherever hiredis is installed (the consumer project insists on ssepp::redis then).
+if [ -x "$work/build/consumer_redis" ]; then "$work/build/consumer_redis"; fi
