@@ -1,0 +1,7 @@
+// README, Encoder: statements.
+#include <string>
+// @includes
+
+void snippet() {
+// @snippet
+}

@@ -1,0 +1,7 @@
+// README, Scaling out over Redis: setting a node up.
+#include <ssepp/redis.hpp>
+#include <ssepp/ssepp.hpp>
+
+void snippet(ssepp::Mailbox mailbox, ssepp::ConnectOptions who, ssepp::Event ev) {
+// @snippet
+}
