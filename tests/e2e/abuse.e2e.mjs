@@ -187,10 +187,20 @@ test('malformed and oversized requests get a 4xx JSON error, never a crash', asy
     assert.equal(r.status, status, `${target.slice(0, 60)}: ${r.raw.slice(0, 200)}`);
     jsonError(r, target.slice(0, 60));
   }
-  // Truncated requests and bodies: the connection just ends.
-  await exchange(port, 'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a"', { endAfterWrite: true });
-  await exchange(port, 'GET /events HTTP/1.1\r\nHo', { endAfterWrite: true });
-  await exchange(port, '\x00\x01\x02\xff\r\n\r\n');
+  // Truncated requests and bodies (the client half-closes mid-request): the connection just
+  // ends, unanswered. Binary garbage: a 400, then the server closes. Each closed by the server,
+  // before the exchange's own timeout.
+  for (const [what, bytes, options, status] of [
+    ['truncated body', 'POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a"', { endAfterWrite: true }, undefined],
+    ['truncated head', 'GET /events HTTP/1.1\r\nHo', { endAfterWrite: true }, undefined],
+    ['binary garbage', '\x00\x01\x02\xff\r\n\r\n', {}, 400],
+  ]) {
+    const r = await exchange(port, bytes, options);
+    assert.ok(r.closed, `${what}: the server closed the connection`);
+    assert.equal(r.status, status, `${what}: ${r.raw.slice(0, 200)}`);
+    if (status === undefined) assert.equal(r.raw, '', `${what}: no answer at all`);
+    else jsonError(r, what);
+  }
 
   assert.equal((await api(server, '/health')).status, 200);
   assert.ok((await metrics(server)).ssepp_demo_bad_requests_total >= cases.length + bodies.length);
