@@ -352,8 +352,9 @@ TEST_CASE("connect sends the preamble and retry hint first, then the replay") {
   CHECK(a.log->frames[0].substr(a.log->frames[0].size() - 2) == "\n\n");
   CHECK(a.log->frames[1] == "retry: 2500\n\n");
   hub.broadcast(msg("x"));
-  auto b = connect(hub, as("", {}, {}, std::string("0")));
-  (void)b;
+  auto b = connect(hub, as("", {}, {}, std::string("0")));  // before the oldest kept id
+  CHECK(b.result.replay == ssepp::Replay::too_old);
+  CHECK(b.log->frames.size() == 2);  // preamble and retry, nothing replayed
   hub.broadcast(msg("y"));
   auto c = connect(hub, as("", {}, {}, std::string("1")));
   REQUIRE(c.log->frames.size() == 3);
@@ -545,7 +546,8 @@ TEST_CASE("a failing sink is removed at once, counted and closed; the others los
   CHECK(s.drops == 2);
   CHECK(s.disconnects == 2);
   REQUIRE(gone.size() == 2);
-  CHECK(gone[0].second == ssepp::DisconnectReason::sink_failed);
+  CHECK(gone[0] == std::make_pair(bad.id(), ssepp::DisconnectReason::sink_failed));
+  CHECK(gone[1] == std::make_pair(thrower.id(), ssepp::DisconnectReason::sink_failed));
   CHECK(bad.log->closes == 1);  // closed once
 }
 

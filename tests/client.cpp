@@ -146,6 +146,24 @@ TEST_CASE("the stream's retry overrides the default and is the first delay") {
   CHECK(c.on_disconnect(t0 + 8s) == 1000ms);
 }
 
+TEST_CASE("a stream retry above max_delay is honoured: never sooner than the server asked") {
+  ssepp::Client c(no_jitter());  // max_delay 10 s
+  auto t0 = Clock::time_point{};
+  REQUIRE(c.on_response(200, "text/event-stream", t0) == ssepp::Verdict::open);
+  Log log;
+  CHECK_FALSE(c.feed("retry: 30000\n\n", log));
+  CHECK(c.on_disconnect(t0 + 6s) == 30s);  // the cap rises to the server's time, no higher
+  CHECK(c.on_disconnect(t0 + 7s) == 30s);
+  CHECK(c.on_disconnect(t0 + 8s) == 30s);
+  // With jitter too: every wait is exactly the server's time (nothing between it and the cap).
+  auto o = no_jitter();
+  o.jitter = true;
+  ssepp::Client j(o);
+  REQUIRE(j.on_response(200, "text/event-stream", t0) == ssepp::Verdict::open);
+  CHECK_FALSE(j.feed("retry: 30000\n\n", log));
+  for (int i = 0; i < 5; ++i) CHECK(j.on_disconnect(t0 + 6s) == 30s);
+}
+
 TEST_CASE("a connection that stayed healthy resets the backoff") {
   ssepp::Client c(no_jitter());
   auto t = Clock::time_point{};

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -220,7 +221,10 @@ TEST_CASE("Mailbox::pop waits for a frame, times out, and is woken by close") {
   }
   SECTION("close wakes a blocked pop long before its timeout") {
     auto t0 = std::chrono::steady_clock::now();
-    std::thread closer([box]() mutable { box.close(); });
+    std::thread closer([box]() mutable {
+    std::this_thread::sleep_for(50ms);  // so that the wait below has most likely begun
+    box.close();
+  });
     CHECK_FALSE(box.pop(60s));
     closer.join();
     CHECK(std::chrono::steady_clock::now() - t0 < 30s);
@@ -245,7 +249,10 @@ TEST_CASE("Mailbox::take_all with a timeout batches what is queued") {
   CHECK(box.take_all(out, 60s) == 2);
   REQUIRE(out.size() == 2);
   CHECK(out[1].view() == "b");
-  std::thread closer([box]() mutable { box.close(); });
+  std::thread closer([box]() mutable {
+    std::this_thread::sleep_for(50ms);  // so that the wait below has most likely begun
+    box.close();
+  });
   CHECK(box.take_all(out, 60s) == 0);
   closer.join();
   CHECK(box.closed());
@@ -281,7 +288,10 @@ TEST_CASE("Mailbox waits accept timeouts longer than the clock can count") {
   auto f = box.pop(std::chrono::hours::max());
   REQUIRE(f);
   CHECK(f->view() == "ready");
-  std::thread closer([box]() mutable { box.close(); });
+  std::thread closer([box]() mutable {
+    std::this_thread::sleep_for(50ms);  // so that the wait below has most likely begun
+    box.close();
+  });
   std::vector<Frame> out;
   CHECK(box.take_all(out, std::chrono::nanoseconds::max()) == 0);
   closer.join();
@@ -378,4 +388,27 @@ TEST_CASE("one consumer per frame with several blocked poppers") {
   box.close();
   for (auto& t : poppers) t.join();
   CHECK(got == 300);
+}
+
+TEST_CASE("close() releases the wake-up function: what it holds is freed, once it has run") {
+  // A stream that hands itself to its loop from on_wake holds a reference in the function; the
+  // mailbox must let go of it at close, or the stream lives as long as the mailbox.
+  Mailbox box;
+  auto held = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = held;
+  box.on_wake([held] { ++*held; });
+  held.reset();
+  REQUIRE_FALSE(watch.expired());
+  box.send(Frame("x"));
+  CHECK(*watch.lock() == 1);
+  box.close();
+  CHECK(watch.expired());  // called once more on close, then released
+  // Set after close: called once at once (the mailbox is closed), and not kept either.
+  auto late = std::make_shared<int>(0);
+  std::weak_ptr<int> watch_late = late;
+  int calls = 0;
+  box.on_wake([late, &calls] { ++calls; });
+  late.reset();
+  CHECK(calls == 1);
+  CHECK(watch_late.expired());
 }

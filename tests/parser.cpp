@@ -395,7 +395,7 @@ std::string random_stream(std::mt19937& rng) {
 
 TEST_CASE("property: parsed whole equals parsed in random chunks, in every mode") {
   std::mt19937 rng(20240531);
-  int compared = 0, with_events = 0, with_errors = 0;
+  int with_events = 0, with_errors = 0;
   for (int iter = 0; iter < 3000; ++iter) {
     std::string s = random_stream(rng);
     ssepp::ParserOptions o;
@@ -415,13 +415,11 @@ TEST_CASE("property: parsed whole equals parsed in random chunks, in every mode"
     CHECK(sselog::parse_cuts(s, cuts, o) == whole);
     CHECK(sselog::parse_bytewise(s, o) == whole);
     CHECK(sselog::parse_pull(s, cuts, o) == whole);
-    ++compared;
     for (const auto& e : whole.log) {
       if (e.rfind("event", 0) == 0) ++with_events;
       if (e.rfind("error", 0) == 0) ++with_errors;
     }
   }
-  CHECK(compared == 3000);
   CHECK(with_events > 500);   // the generator does produce events ...
   CHECK(with_errors > 100);   // ... and limit errors
 }
