@@ -12,6 +12,10 @@
 #include <ssepp/http.hpp>
 #include <ssepp/mailbox.hpp>
 
+#include <csignal>
+#include <pthread.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +28,15 @@ using json = nlohmann::json;
 int main(int argc, char** argv) {
   int port = 8081;
   if (argc == 3 && std::string(argv[1]) == "--port") port = std::atoi(argv[2]);
+
+  // SIGINT and SIGTERM are taken by one thread (sigwait), blocked in every other: set before any
+  // thread starts, so that they all inherit the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::atomic<bool> stopping{false};  // streams end within a second once set
 
   ssepp::Broadcaster<ssepp::Mailbox> hub;  // history for Last-Event-ID, heartbeats every 15 s
   httplib::Server server;
@@ -53,7 +66,8 @@ int main(int argc, char** argv) {
     // compressor holds small frames back: use the bare type here, not event_stream_content_type.
     res.set_chunked_content_provider(
         "text/event-stream",
-        [mailbox, preamble](std::size_t, httplib::DataSink& sink) mutable {
+        [mailbox, preamble, &stopping](std::size_t, httplib::DataSink& sink) mutable {
+          if (stopping) return false;  // shutting down: the client reconnects elsewhere
           if (!preamble.empty()) {
             if (!sink.write(preamble.data(), preamble.size())) return false;
             preamble.clear();
@@ -96,17 +110,31 @@ int main(int argc, char** argv) {
     }
   });
 
+  // A stop signal: no new connections, every stream ends (the pool's threads are free again),
+  // then listen_after_bind() returns and main exits 0.
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    stopping = true;
+    server.stop();
+  });
+  auto shutdown = [&] {
+    if (!stopping) kill(getpid(), SIGTERM);  // wakes the signal thread (pending until sigwait)
+    signals.join();
+    running = false;
+    ticker.join();
+  };
+
   port = port == 0 ? server.bind_to_any_port("127.0.0.1")
                    : (server.bind_to_port("127.0.0.1", port) ? port : -1);
   if (port < 0) {
     std::fprintf(stderr, "cannot listen\n");
-    running = false;
-    ticker.join();
+    shutdown();
     return 1;
   }
   std::printf("ssepp-httplib-example listening on http://127.0.0.1:%d/\n", port);
   std::fflush(stdout);
   server.listen_after_bind();
-  running = false;
-  ticker.join();
+  shutdown();
+  return 0;
 }
