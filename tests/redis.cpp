@@ -1,15 +1,21 @@
 // The Redis bus against a real redis-server on a free loopback port: two nodes behave as one,
-// clients resume on any node, Redis restarts lose and duplicate nothing, Pub/Sub interop.
+// clients resume on any node, Redis restarts lose and duplicate nothing, Pub/Sub interop, and
+// the options that bound replays and reads or authenticate. "Nothing more arrived" is checked by
+// sending a marker last and comparing everything received up to it, never by sleeping.
 #include <ssepp/redis.hpp>
 
 #include <ssepp/parser.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -23,6 +29,27 @@ using ssepp::Target;
 
 namespace {
 
+// How long a wait on a condition may last. Conditions normally hold within milliseconds; the
+// long limit only matters on a loaded machine (redis-server fsyncs every write), and a wait
+// returns as soon as its condition holds.
+constexpr auto patience = 30s;
+
+// Polls `cond` until it holds or `limit` passes; returns whether it holds.
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds limit = patience) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return cond();
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// One received event as an Inbox stores it.
+std::string entry(const std::string& type, const std::string& data, const std::string& id) {
+  return type + "|" + data + "|" + id;
+}
+
 // What one client received, parsed back into events; filled from the bus's reader thread.
 struct Inbox {
   std::mutex m;
@@ -33,15 +60,23 @@ struct Inbox {
   void add(const ssepp::Frame& f) {
     std::lock_guard<std::mutex> lock(m);
     (void)parser.feed(f.view(), [&](const ssepp::EventView& ev) {
-      events.push_back(std::string(ev.type) + "|" + std::string(ev.data) + "|" +
-                       std::string(ev.id));
+      events.push_back(entry(std::string(ev.type), std::string(ev.data), std::string(ev.id)));
     });
     cv.notify_all();
   }
-  /// Waits until at least n events arrived (or 5 s); returns a copy.
+  /// Waits until at least n events arrived (or `patience` passed); returns a copy.
   std::vector<std::string> wait_for(std::size_t n) {
     std::unique_lock<std::mutex> lock(m);
-    cv.wait_for(lock, 5s, [&] { return events.size() >= n; });
+    cv.wait_for(lock, patience, [&] { return events.size() >= n; });
+    return events;
+  }
+  /// Waits until `e` arrived (or `patience` passed); returns a copy of everything received. A
+  /// marker sent after the events under test, so that the whole list can then be compared:
+  /// anything late (a duplicate, a stray) arrives before the marker.
+  std::vector<std::string> wait_until(const std::string& e) {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait_for(lock, patience,
+                [&] { return std::find(events.begin(), events.end(), e) != events.end(); });
     return events;
   }
   std::vector<std::string> now() {
@@ -80,33 +115,67 @@ ssepp::RedisOptions redis_at(int port) {
   return o;
 }
 
+// The lines a bus logs through `RedisOptions::on_log` (called from its threads).
+struct LogLines {
+  std::mutex m;
+  std::vector<std::string> lines;
+
+  std::function<void(std::string_view)> sink() {
+    return [this](std::string_view line) {
+      std::lock_guard<std::mutex> lock(m);
+      lines.emplace_back(line);
+    };
+  }
+  /// How many lines contain every one of `parts`.
+  std::size_t count(std::initializer_list<std::string_view> parts) {
+    std::lock_guard<std::mutex> lock(m);
+    return static_cast<std::size_t>(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+      return std::all_of(parts.begin(), parts.end(),
+                         [&](std::string_view p) { return l.find(p) != std::string::npos; });
+    }));
+  }
+  std::string all() {
+    std::lock_guard<std::mutex> lock(m);
+    std::string out;
+    for (const auto& l : lines) out += l + "\n";
+    return out;
+  }
+};
+
 // A node: a broadcaster and its bus.
 struct Node {
   Hub hub;
   Bus bus;
-  Node(int port, std::size_t history = 1024) : hub(node_options(history)), bus(hub, redis_at(port)) {
+  Node(ssepp::RedisOptions options, std::size_t history = 1024)
+      : hub(node_options(history)), bus(hub, std::move(options)) {
     bus.start();
   }
+  Node(int port, std::size_t history = 1024) : Node(redis_at(port), history) {}
   // Waits until this node has delivered the entry `id` (and everything before it).
   void wait_delivered(const std::string& id) {
-    for (int i = 0; i < 250; ++i) {
-      auto last = bus.last_id();
-      auto cmp = ssepp::stream_id_order(last, id);
-      if (cmp && *cmp >= 0) return;
-      std::this_thread::sleep_for(10ms);
-    }
-    FAIL("node did not deliver " << id);
+    if (!eventually([&] {
+          auto cmp = ssepp::stream_id_order(bus.last_id(), id);
+          return cmp && *cmp >= 0;
+        }))
+      FAIL("node did not deliver " << id << " (last delivered: " << bus.last_id() << ")");
   }
   // Waits until the reader has connected and knows where the stream ends.
   void wait_ready() {
-    for (int i = 0; i < 250 && (!bus.stats().connected || bus.last_id().empty()); ++i)
-      std::this_thread::sleep_for(20ms);
+    eventually([&] { return bus.stats().connected && !bus.last_id().empty(); });
     REQUIRE(bus.stats().connected);
+    REQUIRE_FALSE(bus.last_id().empty());
   }
   std::pair<std::shared_ptr<Inbox>, ssepp::ConnectResult> connect(ConnectOptions o = {}) {
     auto inbox = std::make_shared<Inbox>();
     auto r = bus.connect(InboxSink{inbox}, std::move(o));
     return {inbox, r};
+  }
+  // Sends `data` to `target`; returns the event as every matching client receives it.
+  std::string send(const Target& target, const std::string& data, const std::string& type = {}) {
+    auto s = bus.send(target, Event{}.with_data(data).with_type(type));
+    REQUIRE(s);
+    REQUIRE(s.id.find('-') != std::string::npos);  // a Redis entry id
+    return entry(type.empty() ? "message" : type, data, s.id);
   }
 };
 
@@ -123,6 +192,9 @@ Event ev(std::string data, std::string type = {}) {
   return Event{}.with_data(std::move(data)).with_type(std::move(type));
 }
 
+// The id part of an Inbox entry ("type|data|id").
+std::string id_of(const std::string& e) { return e.substr(e.rfind('|') + 1); }
+
 // A plain hiredis connection for the test's own commands (PUBLISH, ...).
 struct Cli {
   ssepp::detail::RedisConnection conn;
@@ -130,9 +202,14 @@ struct Cli {
     std::string error;
     REQUIRE(conn.connect(redis_at(port), error));
   }
-  void publish(const std::string& channel, const std::string& msg) {
+  /// PUBLISHes; returns how many subscribers Redis delivered the message to.
+  long long publish(const std::string& channel, const std::string& msg) {
     std::string error;
-    REQUIRE(conn.command({"PUBLISH", channel, msg}, error));
+    auto r = conn.command({"PUBLISH", channel, msg}, error);
+    INFO(error);
+    REQUIRE(r);
+    REQUIRE(r->type == REDIS_REPLY_INTEGER);
+    return r->integer;
   }
 };
 
@@ -215,36 +292,35 @@ TEST_CASE("two nodes on one Redis: a send on A reaches matching clients on A and
   b.wait_ready();
 
   auto [all_a, r1] = a.connect();
+  auto [alice_a, r0] = a.connect(as("alice", {"tenant:acme"}, {"room"}));
   auto [alice_b, r2] = b.connect(as("alice", {"tenant:acme"}, {"room"}));
   auto [bob_b, r3] = b.connect(as("bob"));
+  REQUIRE(r0);
   REQUIRE(r1);
   REQUIRE(r2);
   REQUIRE(r3);
 
-  auto s1 = a.bus.broadcast(ev("to all"));
-  REQUIRE(s1);
-  CHECK(s1.id.find('-') != std::string::npos);  // a Redis entry id
-  REQUIRE(a.bus.publish("room", ev("to room", "chat")));
-  REQUIRE(a.bus.send_to_user("alice", ev("to alice")));
-  REQUIRE(a.bus.send(Target::pool("tenant:acme"), ev("to acme")));
-  REQUIRE(a.bus.send_to(r3.id, ev("to bob's connection")));
+  const auto to_all = a.send(Target::all(), "to all");
+  const auto to_room = a.send(Target::channel("room"), "to room", "chat");
+  const auto to_alice = a.send(Target::user("alice"), "to alice");
+  const auto to_acme = a.send(Target::pool("tenant:acme"), "to acme");
+  const auto to_bob = a.send(Target::client(r3.id), "to bob's connection");
+  const auto marker = a.send(Target::all(), "marker");
+  // Each send got its own entry id, in send order.
+  const std::vector<std::string> order = {to_all, to_room, to_alice, to_acme, to_bob, marker};
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    INFO(order[i - 1] << " then " << order[i]);
+    auto cmp = ssepp::stream_id_order(id_of(order[i - 1]), id_of(order[i]));
+    REQUIRE(cmp.has_value());
+    CHECK(*cmp < 0);
+  }
 
-  auto alice = alice_b->wait_for(4);
-  REQUIRE(alice.size() == 4);
-  CHECK(alice[0] == "message|to all|" + s1.id);
-  CHECK(alice[1].rfind("chat|to room|", 0) == 0);
-  CHECK(alice[2].rfind("message|to alice|", 0) == 0);
-  CHECK(alice[3].rfind("message|to acme|", 0) == 0);
-  auto bob = bob_b->wait_for(2);
-  REQUIRE(bob.size() == 2);
-  CHECK(bob[0] == "message|to all|" + s1.id);
-  CHECK(bob[1].rfind("message|to bob's connection|", 0) == 0);
-  auto on_a = all_a->wait_for(1);
-  CHECK(on_a == std::vector<std::string>{"message|to all|" + s1.id});
-  std::this_thread::sleep_for(100ms);  // nothing more arrives anywhere
-  CHECK(alice_b->now().size() == 4);
-  CHECK(bob_b->now().size() == 2);
-  CHECK(all_a->now().size() == 1);
+  // The same events, with the same ids, on both nodes; nothing else, nothing twice.
+  const std::vector<std::string> alice_gets = {to_all, to_room, to_alice, to_acme, marker};
+  CHECK(alice_b->wait_until(marker) == alice_gets);
+  CHECK(alice_a->wait_until(marker) == alice_gets);
+  CHECK(bob_b->wait_until(marker) == std::vector<std::string>{to_all, to_bob, marker});
+  CHECK(all_a->wait_until(marker) == std::vector<std::string>{to_all, marker});
 }
 
 TEST_CASE("a client that drops from A and reconnects to B gets exactly the missed events") {
@@ -269,8 +345,11 @@ TEST_CASE("a client that drops from A and reconnects to B gets exactly the misse
     o.last_event_id = ids[2];
     auto [again, r] = b.connect(o);
     CHECK(r.replay == Replay::found);
+    CHECK(r.replayed == 1);
     CHECK(again->now() == std::vector<std::string>{"message|missed|" + s.id});
     CHECK(b.bus.stats().redis_replays == 0);
+    const auto marker = a.send(Target::channel("news"), "marker");
+    CHECK(again->wait_until(marker) == std::vector<std::string>{"message|missed|" + s.id, marker});
   }
   SECTION("gap past B's local history: replayed from Redis") {
     std::vector<std::string> missed;
@@ -291,8 +370,8 @@ TEST_CASE("a client that drops from A and reconnects to B gets exactly the misse
     CHECK(again->now() == want);
     CHECK(b.bus.stats().redis_replays == 1);
     // Then live events follow, once.
-    auto s = a.bus.publish("news", ev("live"));
-    CHECK(again->wait_for(8).back() == "message|live|" + s.id);
+    want.push_back(a.send(Target::channel("news"), "live"));
+    CHECK(again->wait_until(want.back()) == want);
   }
   SECTION("an id older than the stream is too old; garbage is unknown") {
     ConnectOptions o = as("carol", {}, {"news"});
@@ -304,6 +383,11 @@ TEST_CASE("a client that drops from A and reconnects to B gets exactly the misse
     CHECK(r2.replay == Replay::unknown);
     CHECK(x->now().empty());
     CHECK(y->now().empty());
+    // Nothing is replayed to them later either: the next event is the first they get.
+    const auto marker = a.send(Target::channel("news"), "marker");
+    CHECK(x->wait_until(marker) == std::vector<std::string>{marker});
+    CHECK(y->wait_until(marker) == std::vector<std::string>{marker});
+    CHECK(b.bus.stats().redis_replays == 0);
   }
 }
 
@@ -313,17 +397,16 @@ TEST_CASE("a node that stops reading catches up from its last id, exactly once")
   a.wait_ready();
   b.wait_ready();
   auto [client, r] = b.connect();
-  REQUIRE(a.bus.broadcast(ev("before")));
-  REQUIRE(client->wait_for(1).size() == 1);
+  REQUIRE(r);
+  std::vector<std::string> want = {a.send(Target::all(), "before")};
+  REQUIRE(client->wait_until(want[0]) == want);
   b.bus.stop();
-  for (int i = 0; i < 5; ++i) REQUIRE(a.bus.broadcast(ev("while away " + std::to_string(i))));
+  for (int i = 0; i < 5; ++i) want.push_back(a.send(Target::all(), "while away " + std::to_string(i)));
   CHECK(client->now().size() == 1);
   b.bus.start();
-  auto got = client->wait_for(6);
-  REQUIRE(got.size() == 6);
-  for (int i = 0; i < 5; ++i) CHECK(got[static_cast<std::size_t>(i) + 1].rfind("message|while away " + std::to_string(i) + "|", 0) == 0);
-  std::this_thread::sleep_for(100ms);
-  CHECK(client->now().size() == 6);
+  want.push_back(a.send(Target::all(), "marker"));
+  CHECK(client->wait_until(want.back()) == want);
+  CHECK(b.bus.stats().received == want.size());
 }
 
 TEST_CASE("Redis killed and restarted mid-stream: sends fail clearly, nothing lost or doubled") {
@@ -333,73 +416,240 @@ TEST_CASE("Redis killed and restarted mid-stream: sends fail clearly, nothing lo
   b.wait_ready();
   auto [on_a, ra] = a.connect();
   auto [on_b, rb] = b.connect();
+  REQUIRE(ra);
+  REQUIRE(rb);
   std::vector<std::string> sent;
-  for (int i = 0; i < 20; ++i) {
-    auto s = a.bus.broadcast(ev("e" + std::to_string(i)));
-    REQUIRE(s);
-    sent.push_back("message|e" + std::to_string(i) + "|" + s.id);
-  }
+  for (int i = 0; i < 20; ++i) sent.push_back(a.send(Target::all(), "e" + std::to_string(i)));
   redis.kill();
   auto down = a.bus.broadcast(ev("while down"));
   CHECK(down.error == ssepp::errc::bus_unavailable);
+  CHECK(down.id.empty());
   CHECK(a.bus.stats().publish_errors >= 1);
   redis.start();
   // Sends work again once the bus reconnects.
   ssepp::SendResult s;
-  for (int i = 0; i < 200 && !(s = a.bus.broadcast(ev("after"))); ++i) std::this_thread::sleep_for(20ms);
+  CHECK(eventually([&] { return static_cast<bool>(s = a.bus.broadcast(ev("after"))); }));
   REQUIRE(s);
   sent.push_back("message|after|" + s.id);
-  for (int i = 0; i < 5; ++i) {
-    auto more = a.bus.broadcast(ev("more" + std::to_string(i)));
-    REQUIRE(more);
-    sent.push_back("message|more" + std::to_string(i) + "|" + more.id);
-  }
-  CHECK(on_a->wait_for(sent.size()) == sent);
-  CHECK(on_b->wait_for(sent.size()) == sent);
-  std::this_thread::sleep_for(200ms);
-  CHECK(on_b->now().size() == sent.size());
+  for (int i = 0; i < 5; ++i) sent.push_back(a.send(Target::all(), "more" + std::to_string(i)));
+  sent.push_back(a.send(Target::all(), "marker"));
+  CHECK(on_a->wait_until(sent.back()) == sent);
+  CHECK(on_b->wait_until(sent.back()) == sent);
+  CHECK(a.bus.stats().reconnects >= 1);
   CHECK(b.bus.stats().reconnects >= 1);
+}
+
+TEST_CASE("Redis replay is refused past RedisOptions::replay_limit entries: too old") {
+  // replay_from_redis reads at most replay_limit + 1 entries after the client's id; more than
+  // replay_limit of them means too old (nothing replayed), up to replay_limit are replayed.
+  testing_redis::RedisServer redis;
+  ssepp::RedisOptions limited = redis_at(redis.port());
+  limited.replay_limit = 3;
+  Node a(redis.port()), b(limited, 2);  // B keeps two events: older ids need Redis
+  a.wait_ready();
+  b.wait_ready();
+  std::vector<std::string> sent;
+  for (int i = 0; i < 5; ++i) sent.push_back(a.send(Target::all(), "x" + std::to_string(i)));
+  b.wait_delivered(id_of(sent.back()));
+
+  // After x1: x2, x3, x4 — exactly replay_limit entries, all replayed from Redis.
+  ConnectOptions at_limit;
+  at_limit.last_event_id = id_of(sent[1]);
+  auto [fits, r1] = b.connect(at_limit);
+  REQUIRE(r1);
+  CHECK(r1.replay == Replay::found);
+  CHECK(r1.replayed == 3);
+  CHECK(fits->now() == std::vector<std::string>{sent[2], sent[3], sent[4]});
+  CHECK(b.bus.stats().redis_replays == 1);
+
+  // After x0: four entries, one past the limit: too old, nothing replayed.
+  ConnectOptions past_limit;
+  past_limit.last_event_id = id_of(sent[0]);
+  auto [too_far, r2] = b.connect(past_limit);
+  REQUIRE(r2);
+  CHECK(r2.replay == Replay::too_old);
+  CHECK(r2.replayed == 0);
+  CHECK(too_far->now().empty());
+  CHECK(b.bus.stats().redis_replays == 1);
+
+  // Both stay connected and get live events, once.
+  const auto marker = a.send(Target::all(), "marker");
+  CHECK(fits->wait_until(marker) == std::vector<std::string>{sent[2], sent[3], sent[4], marker});
+  CHECK(too_far->wait_until(marker) == std::vector<std::string>{marker});
+}
+
+TEST_CASE("RedisOptions::read_count smaller than the backlog: every entry once, in order") {
+  testing_redis::RedisServer redis;
+  ssepp::RedisOptions small_reads = redis_at(redis.port());
+  small_reads.read_count = 2;
+  Node a(redis.port()), b(small_reads);
+  a.wait_ready();
+  b.wait_ready();
+  auto [client, r] = b.connect();
+  REQUIRE(r);
+  std::vector<std::string> want;
+
+  // A burst while B reads: more entries than one XREAD returns.
+  for (int i = 0; i < 7; ++i) want.push_back(a.send(Target::all(), "burst " + std::to_string(i)));
+  // A backlog while B does not read: it catches up in reads of two.
+  b.bus.stop();
+  for (int i = 0; i < 9; ++i) want.push_back(a.send(Target::all(), "backlog " + std::to_string(i)));
+  b.bus.start();
+  want.push_back(a.send(Target::all(), "marker"));
+  CHECK(client->wait_until(want.back()) == want);
+  CHECK(b.bus.stats().received == want.size());
+  CHECK(b.bus.stats().malformed == 0);
+}
+
+TEST_CASE("RedisOptions::password: the right one reads and sends, a wrong one fails and says so") {
+  testing_redis::RedisServer redis(true, {"--requirepass", "s3cret pass"});
+  {
+    // The server does require it.
+    ssepp::detail::RedisConnection anonymous;
+    std::string error;
+    REQUIRE(anonymous.connect(redis_at(redis.port()), error));
+    CHECK_FALSE(anonymous.command({"PING"}, error));
+    CHECK(error.find("NOAUTH") != std::string::npos);
+  }
+  ssepp::RedisOptions right = redis_at(redis.port());
+  right.password = "s3cret pass";
+  LogLines bad_log;
+  ssepp::RedisOptions wrong = redis_at(redis.port());
+  wrong.password = "guess";
+  wrong.on_log = bad_log.sink();
+
+  Node good(right), bad(wrong);
+  good.wait_ready();
+  auto [on_good, rg] = good.connect();
+  auto [on_bad, rb] = bad.connect();
+  REQUIRE(rg);
+  REQUIRE(rb);
+
+  const auto hello = good.send(Target::all(), "hello");
+  const auto marker = good.send(Target::all(), "marker");
+  CHECK(on_good->wait_until(marker) == std::vector<std::string>{hello, marker});
+  CHECK(good.bus.stats().published == 2);
+  CHECK(good.bus.stats().publish_errors == 0);
+
+  // The reader says why it cannot connect, and stays disconnected.
+  const std::string where = "redis: cannot connect to 127.0.0.1:" + std::to_string(redis.port());
+  CHECK(eventually([&] { return bad_log.count({where}) >= 1; }));
+  INFO(bad_log.all());
+  CHECK(bad_log.count({where, "WRONGPASS"}) + bad_log.count({where, "invalid password"}) >= 1);
+  CHECK_FALSE(bad.bus.stats().connected);
+  // Its sends fail, every time, and none reach Redis.
+  for (int i = 0; i < 3; ++i) {
+    auto s = bad.bus.broadcast(ev("refused " + std::to_string(i)));
+    CHECK(s.error == ssepp::errc::bus_unavailable);
+    CHECK(s.id.empty());
+  }
+  CHECK(bad.bus.stats().published == 0);
+  CHECK(bad.bus.stats().publish_errors == 3);
+  CHECK_FALSE(bad.bus.stats().connected);
+  // It delivered nothing (the good node has delivered everything by now).
+  CHECK(bad.bus.last_id().empty());
+  CHECK(on_bad->now().empty());
+  const auto last = good.send(Target::all(), "after the refused sends");
+  CHECK(on_good->wait_until(last) == std::vector<std::string>{hello, marker, last});
+}
+
+TEST_CASE("RedisStreamBus::send ignores a caller's event id: the stream entry id is the id") {
+  testing_redis::RedisServer redis;
+  Node a(redis.port()), b(redis.port());
+  a.wait_ready();
+  b.wait_ready();
+  auto [on_a, ra] = a.connect();
+  auto [on_b, rb] = b.connect();
+  REQUIRE(ra);
+  REQUIRE(rb);
+  auto s = a.bus.broadcast(ev("mine").with_id("caller-7"));
+  REQUIRE(s);
+  CHECK(s.id != "caller-7");
+  CHECK(ssepp::stream_id_order(s.id, s.id).has_value());  // a stream entry id
+  // Even an id that would make the event invalid is dropped, not refused.
+  auto s2 = a.bus.broadcast(ev("bad id").with_id("line\nbreak"));
+  REQUIRE(s2);
+  CHECK(ssepp::stream_id_order(s2.id, s2.id).has_value());
+  const auto marker = a.send(Target::all(), "marker");
+  const std::vector<std::string> want = {"message|mine|" + s.id, "message|bad id|" + s2.id, marker};
+  CHECK(on_a->wait_until(marker) == want);
+  CHECK(on_b->wait_until(marker) == want);
 }
 
 TEST_CASE("Pub/Sub interop: any service PUBLISHes JSON, malformed messages are counted") {
   testing_redis::RedisServer redis;
   Hub hub(node_options());
-  std::vector<std::string> logs;
-  std::mutex log_mutex;
+  LogLines log;
   ssepp::RedisOptions options = redis_at(redis.port());
-  options.on_log = [&](std::string_view line) {
-    std::lock_guard<std::mutex> lock(log_mutex);
-    logs.emplace_back(line);
-  };
+  options.on_log = log.sink();
   ssepp::RedisPubSubBridge<InboxSink> bridge(hub, options);
   bridge.start();
-  for (int i = 0; i < 250 && !bridge.subscribed(); ++i) std::this_thread::sleep_for(20ms);
-  REQUIRE(bridge.subscribed());
+  REQUIRE(eventually([&] { return bridge.subscribed(); }));
 
   auto dave = std::make_shared<Inbox>();
   ConnectOptions o = as("dave", {}, {"ops"});
   REQUIRE(hub.connect(InboxSink{dave}, o));
   Cli cli(redis.port());
-  cli.publish("ssepp:publish", R"({"target":{"channel":"ops"},"event":"alert","data":"disk full"})");
+  CHECK(cli.publish("ssepp:publish", R"({"target":{"channel":"ops"},"event":"alert","data":"disk full"})") == 1);
   cli.publish("ssepp:publish", "{broken");
   cli.publish("ssepp:publish", R"({"target":{"user":"dave"},"data":{"n":1},"id":"x-1"})");
   cli.publish("ssepp:publish", R"({"event":"bad\nname","data":"x"})");
   cli.publish("ssepp:publish", R"({"target":{"user":"erin"},"data":"not for dave"})");
   cli.publish("ssepp:publish", R"({"data":"everyone"})");
-  auto got = dave->wait_for(3);
-  REQUIRE(got.size() == 3);
+  cli.publish("ssepp:publish", R"({"target":{"user":"dave"},"data":"marker","id":"m-1"})");
+  auto got = dave->wait_until("message|marker|m-1");
+  REQUIRE(got.size() == 4);
   CHECK(got[0].rfind("alert|disk full|", 0) == 0);
   CHECK(got[1] == "message|{\"n\":1}|x-1");
   CHECK(got[2].rfind("message|everyone|", 0) == 0);
-  for (int i = 0; i < 100 && bridge.stats().received < 6; ++i) std::this_thread::sleep_for(10ms);
-  CHECK(bridge.stats().received == 6);
+  CHECK(got[3] == "message|marker|m-1");
+  CHECK(bridge.stats().received == 7);
   CHECK(bridge.stats().malformed == 2);
   bridge.stop();
-  std::lock_guard<std::mutex> lock(log_mutex);
-  auto dropped = std::count_if(logs.begin(), logs.end(), [](const std::string& l) {
-    return l.find("malformed") != std::string::npos;
-  });
-  CHECK(dropped == 2);
+  CHECK(log.count({"malformed"}) == 2);
+}
+
+TEST_CASE("Pub/Sub bridge: Redis killed and restarted, it subscribes again and delivers") {
+  testing_redis::RedisServer redis;
+  Hub hub(node_options());
+  LogLines log;
+  ssepp::RedisOptions options = redis_at(redis.port());
+  options.on_log = log.sink();
+  ssepp::RedisPubSubBridge<InboxSink> bridge(hub, options);
+  bridge.start();
+  REQUIRE(eventually([&] { return bridge.subscribed(); }));
+  CHECK(bridge.stats().reconnects == 0);
+  CHECK(bridge.stats().connected);
+
+  auto dave = std::make_shared<Inbox>();
+  REQUIRE(hub.connect(InboxSink{dave}, as("dave")));
+  const std::string before = "message|before|b-1", after = "message|after|a-1";
+  {
+    Cli cli(redis.port());
+    CHECK(cli.publish("ssepp:publish", R"({"target":{"user":"dave"},"data":"before","id":"b-1"})") == 1);
+  }
+  REQUIRE(dave->wait_until(before) == std::vector<std::string>{before});
+
+  redis.kill();
+  CHECK(eventually([&] { return !bridge.subscribed(); }));
+  CHECK_FALSE(bridge.stats().connected);
+  CHECK(bridge.stats().reconnects == 0);
+  redis.start();
+  REQUIRE(eventually([&] { return bridge.subscribed() && bridge.stats().reconnects >= 1; }));
+  CHECK(bridge.stats().reconnects == 1);
+  CHECK(bridge.stats().connected);
+  {
+    Cli cli(redis.port());
+    // Redis counts the bridge as a subscriber again.
+    CHECK(cli.publish("ssepp:publish", R"({"target":{"user":"dave"},"data":"after","id":"a-1"})") == 1);
+  }
+  CHECK(dave->wait_until(after) == std::vector<std::string>{before, after});
+  CHECK(bridge.stats().received == 2);
+  CHECK(bridge.stats().malformed == 0);
+  bridge.stop();
+  INFO(log.all());
+  CHECK(log.count({"redis: subscription lost"}) == 1);
+  CHECK(log.count({"redis: subscribed to ssepp:publish"}) == 2);
 }
 
 TEST_CASE("stop() right after start() returns, whatever the reader was doing") {

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace testing_redis {
@@ -54,8 +55,10 @@ inline bool accepting(int port) {
 class RedisServer {
  public:
   /// `durable`: append-only file synced on every write (survives SIGKILL; slow). Benchmarks
-  /// turn it off.
-  explicit RedisServer(bool durable = true) : port_(free_port()), durable_(durable) {
+  /// turn it off. `extra_args` are appended to the command line on every start (e.g.
+  /// {"--requirepass", "secret"}).
+  explicit RedisServer(bool durable = true, std::vector<std::string> extra_args = {})
+      : port_(free_port()), durable_(durable), extra_args_(std::move(extra_args)) {
     char tmpl[] = "/tmp/ssepp-redis-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -82,6 +85,7 @@ class RedisServer {
                                       "--appendfsync", durable_ ? "always" : "everysec",
                                       "--save", "", "--daemonize", "no", "--loglevel", "warning",
                                       "--logfile", log};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -139,6 +143,7 @@ class RedisServer {
 
   int port_;
   bool durable_;
+  std::vector<std::string> extra_args_;
   std::string dir_;
   pid_t pid_ = -1;
 };
