@@ -553,6 +553,54 @@ TEST_CASE("RedisOptions::password: the right one reads and sends, a wrong one fa
   CHECK(on_good->wait_until(last) == std::vector<std::string>{hello, marker, last});
 }
 
+TEST_CASE("a refused password is retried, and the node recovers once the server accepts it") {
+  testing_redis::RedisServer redis(true, {"--requirepass", "old"});
+  LogLines log;
+  ssepp::RedisOptions o = redis_at(redis.port());
+  o.password = "new";
+  o.retry_max = std::chrono::milliseconds(200);
+  o.on_log = log.sink();
+  Node node(o);
+  // No password at all on a server that wants one: never "connected", and it says why.
+  LogLines anon_log;
+  ssepp::RedisOptions none = redis_at(redis.port());
+  none.on_log = anon_log.sink();
+  Node anonymous(none);
+
+  const std::string where = "redis: cannot connect to 127.0.0.1:" + std::to_string(redis.port());
+  CHECK(eventually([&] { return log.count({where, "AUTH"}) >= 2; }));  // retried
+  CHECK_FALSE(node.bus.stats().connected);
+  auto refused = node.bus.broadcast(ev("refused"));
+  CHECK(refused.error == ssepp::errc::bus_unavailable);
+  CHECK(eventually([&] { return log.count({"redis: send: cannot connect", "AUTH"}) >= 1; }));
+  CHECK(eventually([&] { return anon_log.count({"cannot read the stream", "NOAUTH"}) >= 1; }));
+  CHECK_FALSE(anonymous.bus.stats().connected);
+  CHECK(anon_log.count({"reader connected"}) == 0);
+
+  // The server now takes the node's password: the node reads and sends without a restart.
+  {
+    ssepp::RedisOptions admin_options = redis_at(redis.port());
+    admin_options.password = "old";
+    ssepp::detail::RedisConnection admin;
+    std::string error;
+    REQUIRE(admin.connect(admin_options, error));
+    REQUIRE(admin.command({"CONFIG", "SET", "requirepass", "new"}, error));
+  }
+  node.wait_ready();
+  auto [inbox, r] = node.connect();
+  REQUIRE(r);
+  std::string sent;
+  // Sends retry their connection at most every retry_min: the first ones may still fail.
+  CHECK(eventually([&] {
+    auto s = node.bus.broadcast(ev("after"));
+    if (s) sent = entry("message", "after", s.id);
+    return static_cast<bool>(s);
+  }));
+  CHECK(inbox->wait_until(sent) == std::vector<std::string>{sent});
+  CHECK(node.bus.stats().connected);
+  CHECK_FALSE(anonymous.bus.stats().connected);
+}
+
 TEST_CASE("RedisStreamBus::send ignores a caller's event id: the stream entry id is the id") {
   testing_redis::RedisServer redis;
   Node a(redis.port()), b(redis.port());

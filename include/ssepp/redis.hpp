@@ -154,7 +154,11 @@ class RedisConnection {
     ctx_ = std::move(c);
     if (!o.password.empty()) {
       auto r = command({"AUTH", o.password}, error);
-      if (!r) return false;
+      if (!r) {  // refused: a connection that never authenticated is no connection
+        error = "AUTH: " + error;
+        close();
+        return false;
+      }
     }
     return true;
   }
@@ -423,7 +427,11 @@ class RedisStreamBus {
     auto now = std::chrono::steady_clock::now();
     if (!send_conn_.connected()) {
       if (now < send_retry_at_ || !send_conn_.connect(options_, error)) {
-        if (!error.empty()) send_retry_at_ = now + options_.retry_min;
+        if (!error.empty()) {  // a real attempt (at most one per retry_min): say why
+          send_retry_at_ = now + options_.retry_min;
+          log("redis: send: cannot connect to " + options_.host + ":" +
+              std::to_string(options_.port) + ": " + error);
+        }
         ++publish_errors_;
         result.error = errc::bus_unavailable;
         return result;
@@ -561,13 +569,19 @@ class RedisStreamBus {
         // A stop() that came while this connected found no socket to shut down: see it now,
         // before blocking (a later stop() finds the socket).
         if (stopper_.stopped()) break;
+        // Connected means able to read: a first start needs the stream's last id.
+        if (last_id().empty() && !read_start_id(error)) {
+          log("redis: cannot read the stream " + options_.stream + ": " + error);
+          reader_conn_.close();
+          backoff = detail::next_backoff(backoff, options_);
+          continue;
+        }
         if (ever_connected) ++reconnects_;
         ever_connected = true;
         connected_ = true;
         backoff = std::chrono::milliseconds{0};
         log("redis: reader connected");
         reader_conn_.set_timeout(options_.block + options_.timeout);
-        if (last_id().empty() && !read_start_id(error)) continue;
       }
       std::string from = last_id();
       std::string block = std::to_string(options_.block.count());
@@ -579,12 +593,14 @@ class RedisStreamBus {
           connected_ = false;
           if (!stopper_.stopped()) log("redis: reader lost the connection: " + error);
           backoff = detail::next_backoff(backoff, options_);
-        } else {
+        } else {  // an error reply (e.g. the server's ACL changed): back off as for a loss
           log("redis: XREAD failed: " + error);
-          if (stopper_.wait(options_.retry_min)) break;
+          backoff = detail::next_backoff(backoff, options_);
+          if (stopper_.wait(backoff)) break;
         }
         continue;
       }
+      backoff = std::chrono::milliseconds{0};
       if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) continue;  // timed out
       const redisReply* stream = reply->element[0];
       if (!stream || stream->type != REDIS_REPLY_ARRAY || stream->elements != 2) continue;
