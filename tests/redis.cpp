@@ -558,7 +558,6 @@ TEST_CASE("a refused password is retried, and the node recovers once the server 
   LogLines log;
   ssepp::RedisOptions o = redis_at(redis.port());
   o.password = "new";
-  o.retry_max = std::chrono::milliseconds(200);
   o.on_log = log.sink();
   Node node(o);
   // No password at all on a server that wants one: never "connected", and it says why.
