@@ -5,6 +5,7 @@
 
 #include <ssepp/config.hpp>
 #include <ssepp/error.hpp>
+#include <ssepp/result.hpp>
 #include <ssepp/event.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/parser.hpp>
