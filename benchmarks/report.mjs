@@ -112,6 +112,7 @@ const servers = {
   'ssepp-epoll': 'ssepp Broadcaster on bare epoll (1 thread)',
   'node-http': 'Node http (Map + res.write)',
   'better-sse': 'better-sse channel',
+  nchan: 'nginx + nchan (1 worker)',
   ceiling: 'no-library epoll writer (ceiling)',
 };
 const loop = lines('loopback.jsonl');
@@ -131,7 +132,7 @@ const ns = [...new Set(loop.filter((l) => l.r.kind === 'sustainable').map((l) =>
 // Ours twice: the Beast demo server (the issue's subject), and the Broadcaster on the same bare
 // epoll loop as the ceiling (what the library costs apart from an HTTP stack).
 const oursKeys = { 'ssepp-demo': 'demo', 'ssepp-epoll': 'epoll' };
-const peers = ['node-http', 'better-sse', 'ceiling'];
+const peers = ['node-http', 'better-sse', 'nchan', 'ceiling'];
 // Server CPU per delivered event at the fixed load: what each delivery costs the server, which
 // (unlike a rate) does not depend on how much of its core a busy machine left it.
 const perDelivery = (r) => (r && r.received_in_window ? (r.server_cpu * 1e6 * r.window_s) / r.received_in_window : null);
@@ -171,6 +172,9 @@ for (const n of ns) {
       const k = `fixed-${Math.round(fixed.deliveries_per_s / 1000)}k`;
       figure('fan-out over loopback', `${base}/${k}/p99`, fixed.p99_ms, 'ms', nodeFixed ? servers['node-http'] : null, nodeFixed ? nodeFixed.p99_ms : null);
       figure('fan-out over loopback', `${base}/${k}/cpu`, fixed.server_cpu * 100, '% of a core', nodeFixed ? servers['node-http'] : null, nodeFixed ? nodeFixed.server_cpu * 100 : null);
+      // nginx + nchan, the C server: p99 at the same fixed load side by side.
+      const nchanFixed = pick('nchan', 'fixed', n);
+      if (nchanFixed) figure('fan-out over loopback', `${base}/${k}/p99`, fixed.p99_ms, 'ms', servers.nchan, nchanFixed.p99_ms);
     }
   }
 }
@@ -179,11 +183,14 @@ for (const [key, label] of Object.entries(servers)) {
   if (idle) loopbackDetail.push({ idle: true, key, server: label, r: idle });
 }
 const nodeIdle = pick('node-http', 'idle');
+const nchanIdle = pick('nchan', 'idle');
 for (const [oursKey, short] of Object.entries(oursKeys)) {
   const oursIdle = pick(oursKey, 'idle');
-  if (oursIdle)
-    figure('fan-out over loopback', `loopback/${oursIdle.clients}/${short}/idle-rss-per-connection`, oursIdle.kb_per_connection, 'KB',
-      nodeIdle ? servers['node-http'] : null, nodeIdle ? nodeIdle.kb_per_connection : null);
+  if (!oursIdle) continue;
+  const name = `loopback/${oursIdle.clients}/${short}/idle-rss-per-connection`;
+  figure('fan-out over loopback', name, oursIdle.kb_per_connection, 'KB',
+    nodeIdle ? servers['node-http'] : null, nodeIdle ? nodeIdle.kb_per_connection : null);
+  if (nchanIdle) figure('fan-out over loopback', name, oursIdle.kb_per_connection, 'KB', servers.nchan, nchanIdle.kb_per_connection);
 }
 
 // ---- targets -----------------------------------------------------------------------------------
@@ -200,6 +207,10 @@ const targets = [
   { name: /^loopback\/\d+\/\w+\/sustainable$/, baseline: /^Node http/, text: '≥ 3x', check: (f) => f.ratio >= 3 },
   { name: /^loopback\/\d+\/\w+\/sustainable$/, baseline: /^better-sse/, text: '≥ 8x', check: (f) => f.ratio >= 8 },
   { name: /^loopback\/\d+\/\w+\/sustainable$/, baseline: /ceiling/, text: '≥ 0.7x', check: (f) => f.ratio >= 0.7 },
+  { name: /^loopback\/\d+\/\w+\/sustainable$/, baseline: /nchan/, text: '≥ 10x', check: (f) => f.ratio >= 10 },
+  { name: /^loopback\/\d+\/\w+\/fixed-\d+k\/p99$/, baseline: /nchan/, text: '≤ 1x nchan', check: (f) => f.ratio <= 1 },
+  { name: /^loopback\/\d+\/\w+\/server-cpu-per-delivery$/, baseline: /nchan/, text: '≤ 1x nchan', check: (f) => f.ratio <= 1 },
+  { name: /^loopback\/\d+\/\w+\/idle-rss-per-connection$/, baseline: /nchan/, text: '≤ 0.25x nchan', check: (f) => f.ratio <= 0.25 },
   { name: /^loopback\/\d+\/\w+\/fixed-\d+k\/p99$/, baseline: /./, text: '≤ 10 ms', check: (f) => f.value <= 10 },
   { name: /^loopback\/\d+\/\w+\/idle-rss-per-connection$/, baseline: /./, text: '≤ 8 KB', check: (f) => f.value <= 8 },
 ];
