@@ -51,9 +51,9 @@ ensure_npm() {
 # demo gains --redis; without cpp-httplib examples/httplib is skipped).
 SSEPP_DEMO_DEBS=(cmake ninja-build g++ libfmt-dev libboost-dev nlohmann-json3-dev)
 # What every test build needs (scripts/test, scripts/bench, ...): the demo's, plus clang and its
-# sanitizer/libFuzzer runtime, Catch2, cpp-httplib, hiredis and a real redis-server, and
-# pkg-config for the pkg-config consumer test.
+# sanitizer/libFuzzer runtime, Catch2, cpp-httplib, hiredis and a real redis-server, pkg-config
+# for the pkg-config consumer test, and git for the fmt_missing consumer test's stand-in repository.
 SSEPP_BUILD_DEBS=("${SSEPP_DEMO_DEBS[@]}" clang libclang-rt-14-dev catch2 libcpp-httplib-dev
-  libhiredis-dev redis-server pkgconf)
+  libhiredis-dev redis-server pkgconf git)
 
 jobs() { nproc 2>/dev/null || echo 2; }
