@@ -1,5 +1,5 @@
-// ssepp-demo: a Server-Sent Events demo server on Boost.Beast. See the README ("Plug into your
-// server") for its endpoints, and `ssepp-demo --help` for its flags.
+// ssepp-demo: a Server-Sent Events demo server on Boost.Beast. See docs/demo.md for its
+// endpoints, and `ssepp-demo --help` for its flags.
 #include "app.hpp"
 #include "server.hpp"
 

@@ -45,8 +45,15 @@ ensure_npm() {
   fi
 }
 
-# What every build needs.
-SSEPP_BUILD_DEBS=(cmake ninja-build g++ clang libclang-rt-14-dev libfmt-dev catch2
-  nlohmann-json3-dev libboost-dev libcpp-httplib-dev libhiredis-dev redis-server)
+# What scripts/demo needs to configure and build ssepp-demo (examples/beast, with the other
+# examples configured beside it, tests off): the library's fmt, Boost's headers (Beast, Asio) and
+# nlohmann-json for the examples. hiredis and cpp-httplib are optional there (with hiredis the
+# demo gains --redis; without cpp-httplib examples/httplib is skipped).
+SSEPP_DEMO_DEBS=(cmake ninja-build g++ libfmt-dev libboost-dev nlohmann-json3-dev)
+# What every test build needs (scripts/test, scripts/bench, ...): the demo's, plus clang and its
+# sanitizer/libFuzzer runtime, Catch2, cpp-httplib, hiredis and a real redis-server, pkg-config
+# for the pkg-config consumer test, and git for the fmt_missing consumer test's stand-in repository.
+SSEPP_BUILD_DEBS=("${SSEPP_DEMO_DEBS[@]}" clang libclang-rt-14-dev catch2 libcpp-httplib-dev
+  libhiredis-dev redis-server pkgconf git)
 
 jobs() { nproc 2>/dev/null || echo 2; }

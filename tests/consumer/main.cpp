@@ -1,5 +1,5 @@
-// The README's quick start, built by an outside project (FetchContent and find_package) with its
-// own -Wall -Wextra -Wpedantic -Werror: if this stops compiling, the README is wrong.
+// The README's quick start, built by an outside project (FetchContent, find_package, pkg-config)
+// with its own -Wall -Wextra -Wpedantic -Werror: if this stops compiling, the README is wrong.
 #include <ssepp/ssepp.hpp>
 
 #include <cstdio>

@@ -14,7 +14,7 @@ let server;
 const open = [];
 
 before(async () => {
-  // A small ASan quarantine (gcc-asan build) so that RSS shows what the server keeps.
+  // A small ASan quarantine (gcc-asan-cxx20 build) so that RSS shows what the server keeps.
   server = await startServerWithEnv(['--ticker', '0', '--threads', '2', '--history', '4096'],
                                     { ASAN_OPTIONS: asanOptions('quarantine_size_mb=4', 'thread_local_quarantine_size_kb=64') });
 });

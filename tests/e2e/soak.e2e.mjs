@@ -277,7 +277,7 @@ test('churn: thousands of clients connect, subscribe and vanish; nothing stale, 
   const WARM_UP = 2;
   const PER_ROUND = 1000;
   const USERS = 20;
-  // The gcc-asan build: keep ASan's quarantine of freed memory small, so that RSS reflects what
+  // The gcc-asan-cxx20 build: keep ASan's quarantine of freed memory small, so that RSS reflects what
   // the server holds rather than what ASan holds back.
   const server = await startServerWithEnv(['--ticker', '0', '--threads', '2', '--history', '256'],
     { ASAN_OPTIONS: asanOptions('quarantine_size_mb=8', 'thread_local_quarantine_size_kb=64') });

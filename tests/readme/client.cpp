@@ -1,4 +1,4 @@
-// README, Client: a made-up blocking HTTP library around it (the client does no I/O).
+// docs/client.md: a made-up blocking HTTP library around it (the client does no I/O).
 #include <ssepp/ssepp.hpp>
 
 #include <chrono>

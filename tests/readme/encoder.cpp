@@ -1,4 +1,4 @@
-// README, Encoder: statements.
+// docs/encoder.md: statements.
 #include <string>
 // @includes
 

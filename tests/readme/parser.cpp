@@ -1,4 +1,4 @@
-// README, Parser: what a reading loop does with each chunk and at disconnect.
+// docs/parser.md: what a reading loop does with each chunk and at disconnect.
 #include <chrono>
 #include <iostream>
 #include <optional>

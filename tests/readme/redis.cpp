@@ -1,4 +1,4 @@
-// README, Scaling out over Redis: setting a node up.
+// docs/redis.md: setting a node up.
 #include <ssepp/redis.hpp>
 #include <ssepp/ssepp.hpp>
 
