@@ -594,7 +594,8 @@ TEST_CASE("running out of memory is an exception the caller can catch, not a ter
                     std::runtime_error);
     g_fail_allocations = 0;
     std::vector<std::string> rest;
-    CHECK(p2.feed("\ndata: next\n\n", [&](const ssepp::EventView& e) { rest.emplace_back(e.data); }));
+    CHECK(p2.feed("\ndata: next\n\n",
+                  [&](const ssepp::EventView& e) { rest.emplace_back(e.data); }));
     CHECK(rest == std::vector<std::string>{"next"});
   }
   parser.reset();
@@ -643,6 +644,7 @@ TEST_CASE("finish takes no handler: nothing is dispatched at end of stream") {
   CHECK(parser.feed("data: complete line\n", [&](const ssepp::EventView&) { ++events; }));
   CHECK(parser.finish());
   CHECK(events == 0);
-  CHECK(parser.feed("\n", [&](const ssepp::EventView&) { ++events; }));  // a new stream's blank line
+  // A blank line of the next stream dispatches nothing either.
+  CHECK(parser.feed("\n", [&](const ssepp::EventView&) { ++events; }));
   CHECK(events == 0);
 }

@@ -52,7 +52,8 @@ TEST_CASE("parse_events round-trips what encode writes") {
   auto two = ssepp::parse_events(ssepp::encode(Event{}.with_id("5").with_data("x")) +
                                  ssepp::encode(Event{}.with_data("y")));
   REQUIRE(two);
-  CHECK(two->events == std::vector<Event>{Event{}.with_id("5").with_data("x"), Event{}.with_data("y")});
+  CHECK(two->events ==
+        std::vector<Event>{Event{}.with_id("5").with_data("x"), Event{}.with_data("y")});
   CHECK(two->last_event_id == "5");
 }
 

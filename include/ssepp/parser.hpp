@@ -4,7 +4,7 @@
 // algorithm (section 9.2.6), split-invariant, bounded, allocation-free in steady state.
 //
 //   ssepp::Parser parser;
-//   auto fed = parser.feed(chunk, [](const ssepp::EventView& ev) { use(ev.type, ev.data, ev.id); });
+//   auto fed = parser.feed(chunk, [](const ssepp::EventView& ev) { use(ev.type, ev.data); });
 //   if (!fed) fail(fed.error());  // a limit was exceeded
 //
 // Standalone: includes nothing from ssepp but config, errors and Result.

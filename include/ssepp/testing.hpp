@@ -76,7 +76,8 @@ struct StreamCollector {
 /// connection) into owned events, for tests of event formatting and of what a server sent.
 /// An unfinished event at the end is dropped, as a client drops it. Fails with the parser's
 /// limit errors (`errc::line_too_long`, `errc::event_too_large`); never throws for any input.
-inline Result<ParsedStream> parse_events(std::string_view bytes, const ParserOptions& options = {}) {
+inline Result<ParsedStream> parse_events(std::string_view bytes,
+                                         const ParserOptions& options = {}) {
   ParsedStream out;
   Parser parser(options);
   if (auto fed = parser.feed(bytes, detail::StreamCollector{out}); !fed) return fed.error();
