@@ -74,7 +74,7 @@ Totals parse_ssepp(std::string_view input, std::size_t chunk) {
     bench::do_not_optimize(e.data.data());
   };
   for (std::size_t at = 0; at < input.size(); at += chunk) {
-    if (parser.feed(input.substr(at, chunk), count)) {
+    if (!parser.feed(input.substr(at, chunk), count)) {
       std::fprintf(stderr, "ssepp-bench: parse error: %s\n", parser.error_message().c_str());
       std::exit(1);
     }

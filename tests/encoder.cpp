@@ -92,14 +92,18 @@ TEST_CASE("type with CR or LF is rejected, never sent altered") {
   for (std::string t : {"a\nb"s, "a\rb"s, "\n"s, "x\r\n"s}) {
     ssepp::Event ev = data_event("d");
     ev.type = t;
-    CHECK(ssepp::validate(ev) == ssepp::errc::invalid_event_type);
+    CHECK(ssepp::validate(ev).error() == ssepp::errc::invalid_event_type);
     std::string buf = "keep";
-    CHECK(ssepp::encode_to(buf, ev) == ssepp::errc::invalid_event_type);
+    CHECK(ssepp::encode_to(buf, ev).error() == ssepp::errc::invalid_event_type);
     CHECK(buf == "keep");
     CHECK_THROWS_AS(ssepp::encode(ev), ssepp::Error);
-    std::error_code ec;
-    CHECK(ssepp::Frame::from_event(ev, ec).empty());
-    CHECK(ec == ssepp::errc::invalid_event_type);
+    CHECK_THROWS_AS(ssepp::Frame::from_event(ev), ssepp::Error);
+    auto encoded = ssepp::try_encode(ev);
+    CHECK_FALSE(encoded);
+    CHECK(encoded.error() == ssepp::errc::invalid_event_type);
+    auto frame = ssepp::Frame::try_from_event(ev);
+    CHECK_FALSE(frame);
+    CHECK(frame.error() == ssepp::errc::invalid_event_type);
   }
 }
 
@@ -107,7 +111,7 @@ TEST_CASE("id with CR, LF or NUL is rejected, never sent altered") {
   for (std::string id : {"1\n"s, "1\r2"s, std::string("1\0" "2", 3)}) {
     ssepp::Event ev = data_event("d");
     ev.id = id;
-    CHECK(ssepp::validate(ev) == ssepp::errc::invalid_event_id);
+    CHECK(ssepp::validate(ev).error() == ssepp::errc::invalid_event_id);
     try {
       (void)ssepp::encode(ev);
       FAIL("encode accepted an invalid id");
@@ -138,7 +142,7 @@ TEST_CASE("one CR, LF or NUL anywhere in short text is found, and nothing else i
 
           ssepp::Event ev = data_event(text);
           buf.clear();
-          if (ssepp::encode_to(buf, ev)) ++mismatches;
+          if (!ssepp::encode_to(buf, ev)) ++mismatches;
           auto line = [](const std::string& s) {
             return s.empty() ? "data:\n"s : "data: " + s + "\n";
           };
@@ -148,10 +152,10 @@ TEST_CASE("one CR, LF or NUL anywhere in short text is found, and nothing else i
           if (buf != want) ++mismatches;
 
           ev.type = text;
-          if (bool(ssepp::validate(ev)) != line_break) ++mismatches;
+          if (!ssepp::validate(ev) != line_break) ++mismatches;
           ev.type.clear();
           ev.id = text;
-          if (bool(ssepp::validate(ev)) != (line_break || c == '\0')) ++mismatches;
+          if (!ssepp::validate(ev) != (line_break || c == '\0')) ++mismatches;
         }
   CHECK(mismatches == 0);
 }
@@ -161,10 +165,10 @@ TEST_CASE("frames on both sides of the on-stack size append the same bytes to ev
     const std::string data(n, 'x');
     const std::string want = "data: " + data + "\n\n";
     std::string s = "p";
-    REQUIRE_FALSE(ssepp::encode_to(s, data_event(data)));
+    REQUIRE(ssepp::encode_to(s, data_event(data)));
     CHECK(s == "p" + want);
     std::vector<char> v = {'p'};
-    REQUIRE_FALSE(ssepp::encode_to(v, data_event(data)));
+    REQUIRE(ssepp::encode_to(v, data_event(data)));
     CHECK(std::string(v.data(), v.size()) == "p" + want);
     CHECK(ssepp::encode(data_event(data)) == want);
     CHECK(ssepp::Frame::from_event(data_event(data)).view() == want);
@@ -182,10 +186,10 @@ TEST_CASE("the short path for tiny data-only events writes what the general path
     for (const ssepp::Event& ev : {data_event(data), data_event(data).with_type("t")}) {
       const std::string head = ev.type.empty() ? ""s : "event: t\n"s;
       std::string s = "p";
-      REQUIRE_FALSE(ssepp::encode_to(s, ev));
+      REQUIRE(ssepp::encode_to(s, ev));
       CHECK(s == "p" + head + want);
       std::vector<char> v = {'p'};
-      REQUIRE_FALSE(ssepp::encode_to(v, ev));
+      REQUIRE(ssepp::encode_to(v, ev));
       CHECK(std::string(v.data(), v.size()) == "p" + head + want);
     }
   }
@@ -194,9 +198,39 @@ TEST_CASE("the short path for tiny data-only events writes what the general path
 TEST_CASE("negative retry is rejected") {
   ssepp::Event ev = data_event("d");
   ev.retry = -1ms;
-  CHECK(ssepp::validate(ev) == ssepp::errc::invalid_retry);
+  CHECK(ssepp::validate(ev).error() == ssepp::errc::invalid_retry);
   CHECK_THROWS_AS(ssepp::encode_retry(-5ms), ssepp::Error);
   CHECK_THROWS_AS(ssepp::Frame::retry(-5ms), ssepp::Error);
+  // The non-throwing twins.
+  CHECK(ssepp::try_encode_retry(-5ms).error() == ssepp::errc::invalid_retry);
+  CHECK(ssepp::Frame::try_retry(-5ms).error() == ssepp::errc::invalid_retry);
+  CHECK(ssepp::try_encode(ev).error() == ssepp::errc::invalid_retry);
+  CHECK(ssepp::Frame::try_from_event(ev).error() == ssepp::errc::invalid_retry);
+  std::string buf = "keep";
+  CHECK(ssepp::encode_to(buf, ev).error() == ssepp::errc::invalid_retry);
+  CHECK(buf == "keep");
+}
+
+TEST_CASE("the try_ twins succeed with what the throwing calls return") {
+  auto ev = ssepp::Event{}.with_type("t").with_id("1").with_data("a\nb");
+  auto encoded = ssepp::try_encode(ev);
+  REQUIRE(encoded);
+  CHECK(*encoded == ssepp::encode(ev));
+  auto frame = ssepp::Frame::try_from_event(ev);
+  REQUIRE(frame);
+  CHECK(frame->view() == ssepp::encode(ev));
+  auto retry = ssepp::try_encode_retry(250ms);
+  REQUIRE(retry);
+  CHECK(*retry == "retry: 250\n\n");
+  auto retry_frame = ssepp::Frame::try_retry(250ms);
+  REQUIRE(retry_frame);
+  CHECK(retry_frame->view() == "retry: 250\n\n");
+  // validate and encode_to test true on success: the opposite of a returned std::error_code.
+  CHECK(ssepp::validate(ev));
+  CHECK_FALSE(ssepp::validate(ev).error());
+  std::string out;
+  CHECK(ssepp::encode_to(out, ev));
+  CHECK(out == ssepp::encode(ev));
 }
 
 TEST_CASE("an empty id is valid and written without trailing space") {
@@ -251,16 +285,16 @@ TEST_CASE("encode_to appends to std::string, std::vector<char> and fmt::memory_b
   const std::string expected = ssepp::encode(ev);
 
   std::string s = "prefix";
-  CHECK_FALSE(ssepp::encode_to(s, ev));
+  CHECK(ssepp::encode_to(s, ev));
   CHECK(s == "prefix" + expected);
 
   std::vector<char> v = {'p'};
-  CHECK_FALSE(ssepp::encode_to(v, ev));
+  CHECK(ssepp::encode_to(v, ev));
   CHECK(std::string(v.begin(), v.end()) == "p" + expected);
 
   fmt::memory_buffer mb;
   fmt::format_to(std::back_inserter(mb), "{}", "x");
-  CHECK_FALSE(ssepp::encode_to(mb, ev));
+  CHECK(ssepp::encode_to(mb, ev));
   ssepp::encode_comment_to(mb, "c");
   CHECK(fmt::to_string(mb) == "x" + expected + ": c\n\n");
 }
@@ -325,7 +359,7 @@ TEST_CASE("property: random valid events round-trip through the stream format") 
     if (rng() % 2) ev.id = random_string(8, std::string_view("\r\n\0", 3));
     if (rng() % 3 == 0) ev.retry = std::chrono::milliseconds(rng() % 100000);
     ev.comment = random_string(10, "");
-    REQUIRE_FALSE(ssepp::validate(ev));
+    REQUIRE(ssepp::validate(ev));
 
     // Several events in one stream must come back one by one.
     std::string stream = ssepp::encode(ev) + ssepp::encode(data_event("next"));

@@ -45,6 +45,12 @@ struct NoSend {
   bool write(const ssepp::Frame&) { return true; }
 };
 
+struct Hinted {  // a user sink with the optional public cache hint
+  mutable std::vector<int>* stages;
+  bool send(const ssepp::Frame&) { return true; }
+  void prefetch(int stage) const noexcept { stages->push_back(stage); }
+};
+
 struct Throws {
   bool send(const ssepp::Frame&) { throw std::runtime_error("boom"); }
   void close() { throw std::runtime_error("boom"); }
@@ -112,4 +118,19 @@ TEST_CASE("sink_close calls close() when present and nothing otherwise") {
   std::vector<std::string> got;
   Recorder r{&got};
   ssepp::detail::sink_close(r);
+}
+
+TEST_CASE("the optional cache hint: a public prefetch(int), or Mailbox's internal hook") {
+  STATIC_REQUIRE(ssepp::detail::has_prefetch<Hinted>::value);
+  STATIC_REQUIRE(ssepp::detail::has_prefetch<ssepp::Mailbox>::value);
+  STATIC_REQUIRE_FALSE(ssepp::detail::has_prefetch<Recorder>::value);
+  std::vector<int> stages;
+  Hinted h{&stages};
+  ssepp::detail::sink_prefetch(h, 2);
+  ssepp::detail::sink_prefetch(h, 1);
+  CHECK(stages == std::vector<int>{2, 1});
+  std::vector<std::string> got;
+  Recorder r{&got};
+  ssepp::detail::sink_prefetch(r, 1);  // no hint: nothing happens
+  CHECK(got.empty());
 }

@@ -649,8 +649,8 @@ class Load {
   }
 
   bool feed(Stream& s, std::string_view bytes) {
-    auto ec = s.parser.feed(bytes, [this](const ssepp::EventView& ev) { on_event(ev.data); });
-    return !ec;
+    return s.parser.feed(bytes, [this](const ssepp::EventView& ev) { on_event(ev.data); })
+        .has_value();
   }
 
   /// An event's data holds "t=<send ns> s=<seq>" somewhere (some servers quote it as JSON).

@@ -370,7 +370,8 @@ Response App::publish(const Request& req) {
   ev.data = data->is_string() ? data->get<std::string>() : data->dump();
   if (type) ev.type = *type;
   if (id) ev.id = *id;
-  if (auto ec = ssepp::validate(ev)) return error(400, "invalid event: " + ec.message());
+  if (auto valid = ssepp::validate(ev); !valid)
+    return error(400, "invalid event: " + valid.error().message());
   // Clients send the id back as Last-Event-ID, which open_stream refuses past 1 KiB: a longer id
   // would leave every client that received it unable to reconnect.
   if (ev.id && ev.id->size() > ssepp::default_max_last_event_id)
@@ -422,12 +423,10 @@ std::variant<Response, StreamStart> App::open_stream(const Request& req,
     for (const auto& h : cors_.headers(req.origin)) r.headers.emplace_back(h.name, h.value);
     return r;
   };
-  std::error_code ec;
-  auto last_id = ssepp::last_event_id(req.last_event_id, req.target, ec);
-  if (ec) return refuse(400, "invalid Last-Event-ID");
-  bool too_many = false;
-  auto channels =
-      ssepp::query_parameters(req.target, "channel", max_channels_per_stream, &too_many);
+  auto last_id = ssepp::last_event_id(req.last_event_id, req.target);
+  if (!last_id) return refuse(400, "invalid Last-Event-ID");
+  auto [channels, too_many] =
+      ssepp::query_parameters(req.target, "channel", max_channels_per_stream);
   if (too_many) return refuse(400, "too many channels");
   for (const auto& c : channels)
     if (!valid_channel(c))
@@ -444,7 +443,7 @@ std::variant<Response, StreamStart> App::open_stream(const Request& req,
   co.user = user;
   co.pools = {session ? "users" : "guests"};
   co.channels = std::move(channels);
-  co.last_event_id = std::move(last_id);
+  co.last_event_id = std::move(*last_id);
 #if SSEPP_DEMO_REDIS
   // Through the bus, a Last-Event-ID older than this node's history is replayed from Redis.
   ssepp::ConnectResult result =
@@ -471,7 +470,8 @@ std::variant<Response, StreamStart> App::open_stream(const Request& req,
              {"replay", replay_name(result.replay)},
              {"replayed", result.replayed}};
   ssepp::encode_to(start.first_bytes,
-                   ssepp::Event{}.with_type("connected").with_data(hello.dump()));
+                   ssepp::Event{}.with_type("connected").with_data(hello.dump()))
+      .value();  // a valid event: cannot fail
   counters_.streams_open.fetch_add(1, std::memory_order_relaxed);
   return start;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ssepp/broadcaster.hpp>
+#include <ssepp/cors.hpp>
 #include <ssepp/http.hpp>
 #include <ssepp/mailbox.hpp>
 #if SSEPP_DEMO_REDIS

@@ -46,16 +46,15 @@ int main(int argc, char** argv) {
   server.Get("/events", [&](const httplib::Request& req, httplib::Response& res) {
     // Last-Event-ID: the header of a reconnecting EventSource, else ?lastEventId=.
     std::string header = req.get_header_value("Last-Event-ID");
-    std::error_code ec;
-    auto last_id = ssepp::last_event_id(header, req.target, ec);
-    if (ec) {
+    auto last_id = ssepp::last_event_id(header, req.target);
+    if (!last_id) {
       res.status = 400;
       res.set_content(R"({"error":"invalid Last-Event-ID"})", "application/json");
       return;
     }
     ssepp::ConnectOptions who;
-    who.channels = ssepp::query_parameters(req.target, "channel");
-    who.last_event_id = last_id;
+    who.channels = ssepp::query_parameters(req.target, "channel").values;
+    who.last_event_id = *last_id;
     ssepp::Mailbox mailbox;  // bounded; a client that stops reading is cut and replays later
     ssepp::ClientId id = hub.connect(mailbox, who).id;
 

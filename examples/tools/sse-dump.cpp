@@ -154,15 +154,16 @@ int main(int argc, char** argv) {
     std::size_t at = 0;
     // Whole pieces now; the last partial piece waits for more input, or for the end.
     while (avail - at >= piece && piece != 0) {
-      if (auto ec = parser.feed(std::string_view(buf.data() + at, piece), printer)) return fail(ec);
+      if (auto fed = parser.feed(std::string_view(buf.data() + at, piece), printer); !fed)
+        return fail(fed.error());
       at += piece;
     }
     if (n == 0) {
       if (at < avail) {
-        if (auto ec = parser.feed(std::string_view(buf.data() + at, avail - at), printer))
-          return fail(ec);
+        if (auto fed = parser.feed(std::string_view(buf.data() + at, avail - at), printer); !fed)
+          return fail(fed.error());
       }
-      if (auto ec = parser.finish(printer)) return fail(ec);
+      if (auto done = parser.finish(); !done) return fail(done.error());
       if (!printer.flush()) {
         std::fprintf(stderr, "sse-dump: write error\n");
         return 1;

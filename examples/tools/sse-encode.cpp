@@ -49,7 +49,7 @@ std::string encode_line(const json& obj, std::string& out) {
   }
 
   if (obj.contains("event") || obj.contains("data") || obj.contains("id")) {
-    if (auto ec = ssepp::encode_to(out, ev)) return ec.message();
+    if (auto done = ssepp::encode_to(out, ev); !done) return done.error().message();
   } else if (!obj.contains("comment") && !obj.contains("retry")) {
     ssepp::encode_comment_to(out, "");
   } else {

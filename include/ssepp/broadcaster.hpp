@@ -395,8 +395,8 @@ class Broadcaster {
   /// `error` is set and nothing is sent.
   SendResult send(const Target& target, Event event) {
     SendResult r;
-    if (auto ec = validate(event)) {
-      r.error = ec;
+    if (auto valid = validate(event); !valid) {
+      r.error = valid.error();
       return r;
     }
     const bool auto_id = !event.id && !target.is_direct();
@@ -783,22 +783,22 @@ class Broadcaster {
     struct Shares {  // references added for the pass and not kept by a sink (also on a throw)
       const Frame& frame;
       long left;
-      ~Shares() { frame.drop_refs(left); }
+      ~Shares() { detail::FrameAccess::drop_refs(frame, left); }
     } shares{frame, static_cast<long>(n)};
-    frame.add_refs(shares.left);
+    detail::FrameAccess::add_refs(frame, shares.left);
     std::size_t ok = 0;
     for (std::size_t i = 0; i < n; ++i) {
       if constexpr (detail::has_prefetch<S>::value) {
         if (i + 3 * ahead < n) detail::prefetch(r[i + 3 * ahead]);
-        if (i + 2 * ahead < n) r[i + 2 * ahead]->sink.prefetch(2);
-        if (i + ahead < n) r[i + ahead]->sink.prefetch(1);
+        if (i + 2 * ahead < n) detail::sink_prefetch(r[i + 2 * ahead]->sink, 2);
+        if (i + ahead < n) detail::sink_prefetch(r[i + ahead]->sink, 1);
       } else {
         if (i + ahead < n) detail::prefetch(r[i + ahead]);
       }
       Client* c = r[i];
-      Frame share = frame.borrow();
+      Frame share = detail::FrameAccess::borrow(frame);
       const bool sent = detail::sink_send_share(c->sink, share);
-      if (!share.forget()) --shares.left;  // the sink kept it
+      if (!detail::FrameAccess::forget(share)) --shares.left;  // the sink kept it
       if (SSEPP_LIKELY(sent)) {
         ++ok;
         if (counts_as_write && !c->written) c->written = true;

@@ -124,7 +124,7 @@ class Client {
   template <class Handler>
   std::error_code feed(std::string_view bytes, Handler&& handler) {
     if (state_ != ReadyState::open) return errc::closed;
-    return parser_.feed(bytes, std::forward<Handler>(handler));
+    return parser_.feed(bytes, std::forward<Handler>(handler)).error();
   }
 
   /// The connection ended (or could not be made). Returns how long to wait before the next

@@ -17,8 +17,10 @@
   }                         \
   }
 
-// Exceptions are used only for programmer errors (e.g. encode() of an invalid event); every such
-// call has a non-throwing twin. With -fno-exceptions a would-be throw aborts with the message.
+// Exceptions are used only for programmer errors (e.g. encode() of an invalid event): such a call
+// throws ssepp::Error and has a `try_` twin (try_encode, Frame::try_from_event, ...) returning
+// ssepp::Result<T> instead, the convention of every fallible call (see result.hpp). With
+// -fno-exceptions a would-be throw aborts with the message.
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
 #  define SSEPP_HAS_EXCEPTIONS 1
 #else

@@ -4,6 +4,7 @@
 #include <ssepp/config.hpp>
 #include <ssepp/error.hpp>
 #include <ssepp/event.hpp>
+#include <ssepp/result.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -19,10 +20,7 @@
 
 SSEPP_BEGIN_NAMESPACE
 
-/// Checks that `ev` can be sent unaltered: no CR or LF in `type`, no CR, LF or NUL in `id`,
-/// `retry` not negative. Data and comments can hold anything (line breaks become new lines).
-/// Returns an empty error code when the event is valid. Never throws.
-inline std::error_code validate(const Event& ev) noexcept;
+inline Result<void> validate(const Event& ev) noexcept;
 
 namespace detail {
 
@@ -305,8 +303,9 @@ bool append_data_only(Buffer& buf, const Event& ev) {
 
 /// Checks that `ev` can be sent unaltered: no CR or LF in `type`, no CR, LF or NUL in `id`,
 /// `retry` not negative. Data and comments can hold anything (line breaks become new lines).
-/// Returns an empty error code when the event is valid. Never throws.
-inline std::error_code validate(const Event& ev) noexcept {
+/// Succeeds (tests true) when the event is valid, else holds `errc::invalid_event_type`,
+/// `invalid_event_id` or `invalid_retry`. Never throws.
+inline Result<void> validate(const Event& ev) noexcept {
   if (detail::has_field_breaker(ev.type.data(), ev.type.size(), false))
     return errc::invalid_event_type;
   if (ev.id && detail::has_field_breaker(ev.id->data(), ev.id->size(), true))
@@ -318,28 +317,33 @@ inline std::error_code validate(const Event& ev) noexcept {
 /// Appends the frame of `ev` to `buf` (any contiguous char buffer with size(), resize(n) and
 /// data(): std::string, std::vector<char>, fmt::memory_buffer). One size computation, one resize,
 /// no intermediate strings; a buffer with append(p, n), such as std::string, gets a short frame
-/// (up to 256 bytes) through one append instead. Appends nothing and returns the error when `ev`
-/// is invalid.
+/// (up to 256 bytes) through one append instead. When `ev` is invalid, appends nothing and
+/// returns the error of `validate` (the result tests false); it throws only what the buffer's
+/// growth throws.
 ///
 /// Field order, stable: comment lines, `event`, `id`, `retry`, `data` lines, blank line.
 /// `data` is split on LF, CR and CRLF, one `data:` line each; empty data gives one `data:` line.
 template <class Buffer>
-std::error_code encode_to(Buffer& buf, const Event& ev) {
+Result<void> encode_to(Buffer& buf, const Event& ev) {
   if constexpr (detail::appends_chars<Buffer>::value) {
     if (detail::append_data_only(buf, ev)) return {};
   }
-  if (auto ec = validate(ev)) return ec;
+  if (auto valid = validate(ev); !valid) return valid;
   const detail::EventLayout l = detail::layout(ev);
   detail::append_written(buf, l.size, [&](char* out) { detail::write_event(out, ev, l); });
   return {};
 }
 
-/// The frame of `ev` as a string. Throws `ssepp::Error` when `ev` is invalid (see `validate`).
-inline std::string encode(const Event& ev) {
+/// The frame of `ev` as a string, or the error of `validate` when `ev` is invalid.
+inline Result<std::string> try_encode(const Event& ev) {
   std::string out;
-  if (auto ec = encode_to(out, ev)) detail::throw_error(ec);
+  if (auto done = encode_to(out, ev); !done) return done.error();
   return out;
 }
+
+/// The frame of `ev` as a string. Throws `ssepp::Error` when `ev` is invalid (see `validate`);
+/// `try_encode` returns the error instead.
+inline std::string encode(const Event& ev) { return try_encode(ev).value(); }
 
 /// Appends a comment frame (`: text` lines and a blank line). Clients ignore it; proxies and
 /// idle timers see traffic. Line breaks in `text` start new comment lines.
@@ -355,14 +359,23 @@ inline std::string encode_comment(std::string_view text) {
   return out;
 }
 
-/// A frame that only sets the client's reconnection time: "retry: N\n\n". Throws `ssepp::Error`
-/// when `ms` is negative.
-inline std::string encode_retry(std::chrono::milliseconds ms) {
-  if (ms.count() < 0) detail::throw_error(errc::invalid_retry);
+/// A frame that only sets the client's reconnection time: "retry: N\n\n", or
+/// `errc::invalid_retry` when `ms` is negative.
+inline Result<std::string> try_encode_retry(std::chrono::milliseconds ms) {
+  if (ms.count() < 0) return errc::invalid_retry;
   std::string out;
   detail::write_retry(detail::grow(out, detail::retry_size(ms)), ms);
   return out;
 }
+
+/// As `try_encode_retry`, but throws `ssepp::Error` when `ms` is negative.
+inline std::string encode_retry(std::chrono::milliseconds ms) {
+  return try_encode_retry(ms).value();
+}
+
+namespace detail {
+struct FrameAccess;
+}  // namespace detail
 
 /// Encoded bytes, immutable and shared: one allocation holds a reference count and the bytes, so
 /// a broadcast encodes once and every recipient holds the same memory. Copying is one atomic
@@ -377,24 +390,19 @@ class Frame {
     detail::put(block_->bytes(), bytes);
   }
 
-  /// The frame of `ev`. Throws `ssepp::Error` when `ev` is invalid (see `validate`).
-  static Frame from_event(const Event& ev) {
-    std::error_code ec;
-    Frame f = from_event(ev, ec);
-    if (ec) detail::throw_error(ec);
-    return f;
-  }
-
-  /// The frame of `ev`, or an empty frame with `ec` set when `ev` is invalid.
-  static Frame from_event(const Event& ev, std::error_code& ec) {
-    ec = validate(ev);
-    if (ec) return {};
+  /// The frame of `ev`, or the error of `validate` when `ev` is invalid.
+  static Result<Frame> try_from_event(const Event& ev) {
+    if (auto valid = validate(ev); !valid) return valid.error();
     const detail::EventLayout l = detail::layout(ev);
     Frame f;
     f.block_ = allocate(l.size);
     detail::write_event(f.block_->bytes(), ev, l);
     return f;
   }
+
+  /// The frame of `ev`. Throws `ssepp::Error` when `ev` is invalid (see `validate`);
+  /// `try_from_event` returns the error instead.
+  static Frame from_event(const Event& ev) { return try_from_event(ev).value(); }
 
   /// A comment frame (see `encode_comment`).
   static Frame comment(std::string_view text) {
@@ -410,14 +418,17 @@ class Frame {
     return frame;
   }
 
-  /// A retry-only frame (see `encode_retry`). Throws `ssepp::Error` when `ms` is negative.
-  static Frame retry(std::chrono::milliseconds ms) {
-    if (ms.count() < 0) detail::throw_error(errc::invalid_retry);
+  /// A retry-only frame (see `encode_retry`), or `errc::invalid_retry` when `ms` is negative.
+  static Result<Frame> try_retry(std::chrono::milliseconds ms) {
+    if (ms.count() < 0) return errc::invalid_retry;
     Frame f;
     f.block_ = allocate(detail::retry_size(ms));
     detail::write_retry(f.block_->bytes(), ms);
     return f;
   }
+
+  /// As `try_retry`, but throws `ssepp::Error` when `ms` is negative.
+  static Frame retry(std::chrono::milliseconds ms) { return try_retry(ms).value(); }
 
   Frame(const Frame& other) noexcept : block_(other.block_) {
     if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
@@ -474,27 +485,34 @@ class Frame {
     block_ = nullptr;
   }
 
-  // Counting in bulk, for a Broadcaster's fan-out: one atomic add for all recipients instead of
-  // one per recipient. `add_refs(n)`, then up to n `borrow()`s, each a Frame owning one of those
-  // references; a borrowed Frame nobody kept is `forget()`-ten, and `drop_refs` gives the rest
-  // back at once (the caller still holds this frame, so the count never reaches zero there).
-  template <class S>
-  friend class Broadcaster;
-  void add_refs(long n) const noexcept {
-    if (block_ && n > 0) block_->refs.fetch_add(n, std::memory_order_relaxed);
-  }
-  void drop_refs(long n) const noexcept {
-    if (block_ && n > 0) block_->refs.fetch_sub(n, std::memory_order_acq_rel);
-  }
-  Frame borrow() const noexcept {
-    Frame f;
-    f.block_ = block_;
-    return f;
-  }
-  /// Lets go of the block without giving its reference back; true when it held one.
-  bool forget() noexcept { return std::exchange(block_, nullptr) != nullptr; }
+  friend struct detail::FrameAccess;
 
   Block* block_ = nullptr;
 };
+
+namespace detail {
+
+/// Reference counting in bulk, for a fan-out (the broadcaster's): one atomic add for all
+/// recipients instead of one per recipient. `add_refs(f, n)`, then up to n `borrow(f)`s, each a
+/// Frame owning one of those references; a borrowed Frame nobody kept is `forget`-ten, and
+/// `drop_refs` gives the rest back at once (the caller still holds `f`, so the count never
+/// reaches zero there). Internal: misuse corrupts the count.
+struct FrameAccess {
+  static void add_refs(const Frame& f, long n) noexcept {
+    if (f.block_ && n > 0) f.block_->refs.fetch_add(n, std::memory_order_relaxed);
+  }
+  static void drop_refs(const Frame& f, long n) noexcept {
+    if (f.block_ && n > 0) f.block_->refs.fetch_sub(n, std::memory_order_acq_rel);
+  }
+  static Frame borrow(const Frame& f) noexcept {
+    Frame b;
+    b.block_ = f.block_;
+    return b;
+  }
+  /// Lets go of the block without giving its reference back; true when `f` held one.
+  static bool forget(Frame& f) noexcept { return std::exchange(f.block_, nullptr) != nullptr; }
+};
+
+}  // namespace detail
 
 SSEPP_END_NAMESPACE

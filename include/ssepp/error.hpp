@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 SSEPP_BEGIN_NAMESPACE
 
 /// Every error ssepp reports. Untrusted input (streams, requests) never throws: it yields one of
-/// these codes. Programmer errors throw `ssepp::Error` carrying one, and have a non-throwing twin.
+/// these codes (in a `Result`, see <ssepp/result.hpp>). Programmer errors throw `ssepp::Error`
+/// carrying one, and each such call has a `try_` twin returning a `Result` instead.
 enum class errc {
   // Encoder: an event that cannot be sent unaltered.
   invalid_event_type = 1,  ///< event type contains CR or LF (would forge a field)
@@ -34,6 +36,28 @@ enum class errc {
   bus_unavailable,  ///< the bus (Redis) cannot be reached; the send was not made
   invalid_message,  ///< a bus message is malformed
 };
+
+/// The enumerator's name ("line_too_long"), or "" for a value that is none. For logs and test
+/// output; `make_error_code(e).message()` is the sentence for people.
+constexpr std::string_view to_string(errc e) noexcept {
+  switch (e) {
+    case errc::invalid_event_type: return "invalid_event_type";
+    case errc::invalid_event_id: return "invalid_event_id";
+    case errc::invalid_retry: return "invalid_retry";
+    case errc::line_too_long: return "line_too_long";
+    case errc::event_too_large: return "event_too_large";
+    case errc::unknown_client: return "unknown_client";
+    case errc::join_refused: return "join_refused";
+    case errc::invalid_name: return "invalid_name";
+    case errc::bad_status: return "bad_status";
+    case errc::bad_content_type: return "bad_content_type";
+    case errc::closed: return "closed";
+    case errc::invalid_last_event_id: return "invalid_last_event_id";
+    case errc::bus_unavailable: return "bus_unavailable";
+    case errc::invalid_message: return "invalid_message";
+  }
+  return {};
+}
 
 namespace detail {
 class error_category_impl final : public std::error_category {

@@ -1,13 +1,15 @@
 // ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
 //
 // What an SSE endpoint needs from HTTP, with no HTTP stack inside: the response headers, the
-// first bytes of the body (preamble), the Last-Event-ID of a request, query parameters and CORS
-// for cross-origin EventSource. Everything works on string views the host's stack hands over.
+// first bytes of the body (preamble), the Last-Event-ID of a request and query parameters (CORS
+// for cross-origin EventSource is in <ssepp/cors.hpp>). Everything works on string views the
+// host's stack hands over.
 #pragma once
 
 #include <ssepp/config.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/error.hpp>
+#include <ssepp/result.hpp>
 
 #include <array>
 #include <chrono>
@@ -21,7 +23,8 @@
 
 SSEPP_BEGIN_NAMESPACE
 
-/// One response header: views into static strings, the caller's input or a `Cors` policy.
+/// One response header: views into static strings, the caller's input or a `Cors` policy
+/// (<ssepp/cors.hpp>).
 struct HeaderField {
   std::string_view name;
   std::string_view value;
@@ -111,10 +114,11 @@ struct PreambleOptions {
 /// Appends the preamble to `buf` (any contiguous char buffer, see `encode_to`): the comment,
 /// the padding comment and the retry hint, each as its own frame; a bare keep-alive comment
 /// (":\n\n") when none is asked for, so that the body starts at once and every proxy and stack
-/// flushes the response headers. Throws `ssepp::Error` when `retry` is negative.
+/// flushes the response headers. Appends nothing and returns `errc::invalid_retry` when `retry`
+/// is negative.
 template <class Buffer>
-void preamble_to(Buffer& buf, const PreambleOptions& opts = {}) {
-  if (opts.retry && opts.retry->count() < 0) detail::throw_error(errc::invalid_retry);
+Result<void> try_preamble_to(Buffer& buf, const PreambleOptions& opts = {}) {
+  if (opts.retry && opts.retry->count() < 0) return errc::invalid_retry;
   bool any = false;
   if (!opts.comment.empty()) {
     encode_comment_to(buf, opts.comment);
@@ -133,14 +137,24 @@ void preamble_to(Buffer& buf, const PreambleOptions& opts = {}) {
     any = true;
   }
   if (!any) encode_comment_to(buf, {});
+  return {};
 }
 
-/// The preamble as a string (see `preamble_to`).
-inline std::string preamble(const PreambleOptions& opts = {}) {
+/// As `try_preamble_to`, but throws `ssepp::Error` when `retry` is negative.
+template <class Buffer>
+void preamble_to(Buffer& buf, const PreambleOptions& opts = {}) {
+  try_preamble_to(buf, opts).value();
+}
+
+/// The preamble as a string (see `try_preamble_to`), or `errc::invalid_retry`.
+inline Result<std::string> try_preamble(const PreambleOptions& opts = {}) {
   std::string out;
-  preamble_to(out, opts);
+  if (auto done = try_preamble_to(out, opts); !done) return done.error();
   return out;
 }
+
+/// The preamble as a string (see `preamble_to`). Throws `ssepp::Error` when `retry` is negative.
+inline std::string preamble(const PreambleOptions& opts = {}) { return try_preamble(opts).value(); }
 
 /// The longest Last-Event-ID accepted by default. Ids are the host's own (short counters or
 /// stream positions); a longer value is noise or an attack.
@@ -148,9 +162,9 @@ inline constexpr std::size_t default_max_last_event_id = 1024;
 
 /// Checks a Last-Event-ID value as a client would have stored it: the SSE parser ignores an `id`
 /// field containing NUL and no line can contain CR or LF, so such a value, or one longer than
-/// `max_size`, is `errc::invalid_last_event_id`. Never throws.
-inline std::error_code check_last_event_id(
-    std::string_view id, std::size_t max_size = default_max_last_event_id) noexcept {
+/// `max_size`, fails with `errc::invalid_last_event_id`. Succeeds (tests true) otherwise.
+inline Result<void> check_last_event_id(std::string_view id,
+                                        std::size_t max_size = default_max_last_event_id) noexcept {
   if (id.size() > max_size) return errc::invalid_last_event_id;
   if (id.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
     return errc::invalid_last_event_id;
@@ -235,25 +249,29 @@ inline std::optional<std::string> query_parameter(std::string_view target, std::
   return found;
 }
 
-/// Every value of query parameter `name`, in order (`?channel=a&channel=b`), form-decoded.
-/// At most `max_count` values are returned; `*truncated` (when given) tells whether more were
-/// present, so a host can refuse the request instead of silently ignoring the rest.
-inline std::vector<std::string> query_parameters(std::string_view target, std::string_view name,
-                                                 std::size_t max_count = 64,
-                                                 bool* truncated = nullptr) {
-  std::vector<std::string> values;
-  bool more = false;
+/// What `query_parameters` found: the values, and whether there were more than it returns.
+struct QueryValues {
+  std::vector<std::string> values;  ///< form-decoded, in request order
+  /// More values were present than the limit allowed: a host can refuse the request (400)
+  /// instead of silently ignoring the rest.
+  bool truncated = false;
+};
+
+/// Every value of query parameter `name`, in order (`?channel=a&channel=b`), form-decoded; at
+/// most `max_count` of them, with `truncated` telling whether more were present.
+inline QueryValues query_parameters(std::string_view target, std::string_view name,
+                                    std::size_t max_count = 64) {
+  QueryValues found;
   detail::for_each_query_pair(target_query(target), [&](std::string_view k, std::string_view v) {
     if (!detail::query_key_is(k, name)) return true;
-    if (values.size() == max_count) {
-      more = true;
+    if (found.values.size() == max_count) {
+      found.truncated = true;
       return false;
     }
-    values.push_back(detail::form_decode(v));
+    found.values.push_back(detail::form_decode(v));
     return true;
   });
-  if (truncated) *truncated = more;
-  return values;
+  return found;
 }
 
 /// The Last-Event-ID a reconnecting client asks to resume from.
@@ -264,12 +282,12 @@ inline std::vector<std::string> query_parameters(std::string_view target, std::s
 /// new EventSource after a reload passes the id it saw last). An empty value means none, as an
 /// EventSource never sends an empty one.
 ///
-/// Returns nullopt when the request names no id. Sets `ec` to `errc::invalid_last_event_id` (and
-/// returns nullopt) when the value fails `check_last_event_id`: answer such a request with 400.
-inline std::optional<std::string> last_event_id(std::optional<std::string_view> header,
-                                                std::string_view target, std::error_code& ec,
-                                                std::size_t max_size = default_max_last_event_id) {
-  ec.clear();
+/// Holds nullopt when the request names no id. Fails with `errc::invalid_last_event_id` when the
+/// value fails `check_last_event_id` (an invalid header is refused, not replaced by the query
+/// parameter): answer such a request with 400.
+inline Result<std::optional<std::string>> last_event_id(
+    std::optional<std::string_view> header, std::string_view target,
+    std::size_t max_size = default_max_last_event_id) {
   std::optional<std::string> id;
   if (header && !header->empty()) {
     id.emplace(*header);
@@ -278,99 +296,9 @@ inline std::optional<std::string> last_event_id(std::optional<std::string_view> 
     if (id && id->empty()) id.reset();
   }
   if (id) {
-    if (auto bad = check_last_event_id(*id, max_size)) {
-      ec = bad;
-      return std::nullopt;
-    }
+    if (auto valid = check_last_event_id(*id, max_size); !valid) return valid.error();
   }
   return id;
 }
-
-/// Who may open a stream or call an API from another origin (cross-origin EventSource and
-/// fetch). Origins are compared exactly, as browsers send them: "https://app.example.com:8443".
-struct CorsOptions {
-  /// Allowed origins. "*" allows any origin, but only without credentials: a `*` answer never
-  /// carries `Access-Control-Allow-Credentials`, and a browser refuses `*` with credentials.
-  /// The opaque origin "null" (sandboxed frames, file://) never matches a listed entry.
-  std::vector<std::string> origins;
-  /// Allow cookies and HTTP authentication (`new EventSource(url, {withCredentials: true})`,
-  /// `fetch(..., {credentials: "include"})`) for listed origins only.
-  bool credentials = false;
-  /// Methods a preflight allows.
-  std::string methods = "GET, POST, OPTIONS";
-  /// Request headers a preflight allows (Last-Event-ID for EventSource reconnection).
-  std::string headers = "Last-Event-ID, Cache-Control, Content-Type, Authorization";
-  /// How long a browser may cache a preflight answer.
-  std::chrono::seconds max_age{600};
-};
-
-/// A CORS policy built once and asked per request. The returned headers are views into the
-/// request's `origin` and into this object: keep both alive until the headers are copied.
-class Cors {
- public:
-  explicit Cors(CorsOptions opts = {})
-      : opts_(std::move(opts)), max_age_(std::to_string(opts_.max_age.count())) {
-    for (const auto& o : opts_.origins) {
-      if (o == "*") any_ = true;
-    }
-  }
-
-  /// Whether `origin` is listed exactly (and may be answered with credentials).
-  bool listed(std::string_view origin) const noexcept {
-    if (origin.empty() || origin == "null") return false;
-    for (const auto& o : opts_.origins)
-      if (o != "*" && o == origin) return true;
-    return false;
-  }
-
-  /// Whether a request from `origin` may read the response.
-  bool allowed(std::string_view origin) const noexcept {
-    return listed(origin) || (any_ && !origin.empty());
-  }
-
-  /// Headers for the response to a request carrying `Origin: origin` (empty when the request has
-  /// no Origin header): `Access-Control-Allow-Origin` echoing a listed origin (with
-  /// `Access-Control-Allow-Credentials: true` when credentials are on) or `*` for the rest when
-  /// "*" is listed, and `Vary: Origin` whenever the answer depends on the origin. Nothing else
-  /// for an origin that is not allowed: the browser then hides the response from the page.
-  HeaderFields headers(std::string_view origin) const noexcept {
-    HeaderFields h;
-    if (origin.empty()) return h;
-    bool varies = has_listed();
-    if (listed(origin)) {
-      h.push_back({"Access-Control-Allow-Origin", origin});
-      if (opts_.credentials) h.push_back({"Access-Control-Allow-Credentials", "true"});
-    } else if (any_) {
-      h.push_back({"Access-Control-Allow-Origin", "*"});
-    }
-    if (varies) h.push_back({"Vary", "Origin"});
-    return h;
-  }
-
-  /// Headers for the answer to a preflight (`OPTIONS` with `Access-Control-Request-Method`):
-  /// `headers(origin)` plus the allowed methods, request headers and max age when `origin` is
-  /// allowed. Answer the preflight with 204 either way.
-  HeaderFields preflight_headers(std::string_view origin) const noexcept {
-    HeaderFields h = headers(origin);
-    if (!allowed(origin)) return h;
-    h.push_back({"Access-Control-Allow-Methods", opts_.methods});
-    h.push_back({"Access-Control-Allow-Headers", opts_.headers});
-    h.push_back({"Access-Control-Max-Age", max_age_});
-    return h;
-  }
-
-  const CorsOptions& options() const noexcept { return opts_; }
-
- private:
-  bool has_listed() const noexcept {
-    for (const auto& o : opts_.origins)
-      if (o != "*") return true;
-    return false;
-  }
-
-  CorsOptions opts_;
-  std::string max_age_;
-  bool any_ = false;
-};
 
 SSEPP_END_NAMESPACE

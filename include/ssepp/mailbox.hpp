@@ -2,7 +2,7 @@
 #pragma once
 
 #include <ssepp/config.hpp>
-#include <ssepp/detail/broadcaster_delivery.hpp>
+#include <ssepp/detail/prefetch.hpp>
 #include <ssepp/detail/sync.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/sink.hpp>
@@ -18,6 +18,7 @@
 #include <mutex>
 #include <new>
 #include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,6 +33,15 @@ enum class Overflow {
   /// connected and misses those frames.
   drop_oldest,
 };
+
+/// The enumerator's name: "close" or "drop_oldest" ("" for a value that is none).
+constexpr std::string_view to_string(Overflow o) noexcept {
+  switch (o) {
+    case Overflow::close: return "close";
+    case Overflow::drop_oldest: return "drop_oldest";
+  }
+  return {};
+}
 
 /// Bounds and overflow policy of a `Mailbox`. A bound of 0 means no bound of its own on that
 /// dimension; a mailbox never holds more than 2^32 - 1 frames or 4 GiB - 1 bytes (larger bounds
@@ -70,13 +80,22 @@ struct MailboxStats {
 /// in an event loop, is woken through `on_wake` and calls the non-blocking `take_all(out)` to
 /// write every queued frame in one system call. Queued frames are shared with every other
 /// recipient: a queued frame costs one pointer, not a copy of the bytes. Steady state allocates
-/// nothing (a ring that grows up to `max_frames`).
+/// nothing (a ring that grows up to `max_frames`), and nothing is allocated or freed while the
+/// queue's lock is held: a ring grows into memory allocated before the lock is taken, and frames
+/// dropped or replaced are let go of after it is released.
+///
+/// A moved-from Mailbox shares no queue and behaves as a closed, empty one: `send` returns false,
+/// `pop` and `take_all` return at once with nothing, `stats()` says closed, `close` and `on_wake`
+/// do nothing. It may be assigned a new value, copied and destroyed.
 class Mailbox {
  public:
   /// A new, empty, open mailbox. One allocation (the shared state); the ring grows on demand.
   explicit Mailbox(const MailboxOptions& options = {}) : state_(new State(options)) {}
 
-  Mailbox(const Mailbox& other) noexcept : state_(other.state_) { state_->retain(); }
+  Mailbox(const Mailbox& other) noexcept : state_(other.state_) {
+    if (state_) state_->retain();
+  }
+  /// Leaves `other` without a queue (see the class comment).
   Mailbox(Mailbox&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
   Mailbox& operator=(const Mailbox& other) noexcept {
     Mailbox(other).swap(*this);
@@ -109,6 +128,7 @@ class Mailbox {
   /// the wake-up function is called once more (then released, which breaks any reference cycle
   /// through it). Frames already queued can still be taken. Idempotent.
   void close() {
+    if (SSEPP_UNLIKELY(state_ == nullptr)) return;
     State& s = *state_;
     std::shared_ptr<const std::function<void()>> wake;
     bool waiters = false;
@@ -125,6 +145,7 @@ class Mailbox {
 
   /// True once `close()` was called or the mailbox overflowed with `Overflow::close`.
   bool closed() const {
+    if (SSEPP_UNLIKELY(state_ == nullptr)) return true;
     std::lock_guard<detail::SpinLock> lock(state_->lock);
     return state_->closed;
   }
@@ -133,6 +154,7 @@ class Mailbox {
   /// the mailbox is closed and empty (check `closed()` to tell the two apart).
   template <class Rep, class Period>
   std::optional<Frame> pop(std::chrono::duration<Rep, Period> timeout) {
+    if (SSEPP_UNLIKELY(state_ == nullptr)) return std::nullopt;
     State& s = *state_;
     std::unique_lock<detail::SpinLock> lock(s.lock);
     if (!s.wait(lock, timeout)) return std::nullopt;
@@ -141,6 +163,7 @@ class Mailbox {
 
   /// Takes the oldest frame if there is one; never blocks.
   std::optional<Frame> try_pop() {
+    if (SSEPP_UNLIKELY(state_ == nullptr)) return std::nullopt;
     State& s = *state_;
     std::lock_guard<detail::SpinLock> lock(s.lock);
     if (s.count == 0) return std::nullopt;
@@ -148,21 +171,22 @@ class Mailbox {
   }
 
   /// Appends every queued frame to `out`, oldest first, and returns how many. Never blocks.
-  /// For event loops: call it when woken, then write all of `out` in one go (writev).
+  /// For event loops: call it when woken, then write all of `out` in one go (writev). `out`
+  /// grows (if it must) before the queue is locked: reuse one vector and it stops growing.
   std::size_t take_all(std::vector<Frame>& out) {
-    State& s = *state_;
-    std::lock_guard<detail::SpinLock> lock(s.lock);
-    return s.take_all(out);
+    if (SSEPP_UNLIKELY(state_ == nullptr)) return 0;
+    std::unique_lock<detail::SpinLock> lock(state_->lock);
+    return take_locked(lock, out);
   }
 
   /// As `take_all(out)`, but first waits up to `timeout` until at least one frame is queued (or
   /// the mailbox is closed). For thread-per-connection writers that batch: one write per wake-up.
   template <class Rep, class Period>
   std::size_t take_all(std::vector<Frame>& out, std::chrono::duration<Rep, Period> timeout) {
-    State& s = *state_;
-    std::unique_lock<detail::SpinLock> lock(s.lock);
-    if (!s.wait(lock, timeout)) return 0;
-    return s.take_all(out);
+    if (SSEPP_UNLIKELY(state_ == nullptr)) return 0;
+    std::unique_lock<detail::SpinLock> lock(state_->lock);
+    if (!state_->wait(lock, timeout)) return 0;
+    return take_locked(lock, out);
   }
 
   /// Sets the function called when the queue goes from empty to non-empty, and on close. It runs
@@ -171,6 +195,7 @@ class Mailbox {
   /// queued, it is called once now so none wait unnoticed. Don't capture a Mailbox copy in it
   /// (that would keep the state alive in a cycle until close).
   void on_wake(std::function<void()> fn) {
+    if (SSEPP_UNLIKELY(state_ == nullptr)) return;
     State& s = *state_;
     std::shared_ptr<const std::function<void()>> call_now;
     std::shared_ptr<const std::function<void()>> next;
@@ -186,9 +211,13 @@ class Mailbox {
 
   /// A consistent snapshot of the counters.
   MailboxStats stats() const {
+    MailboxStats st;
+    if (SSEPP_UNLIKELY(state_ == nullptr)) {
+      st.closed = true;
+      return st;
+    }
     const State& s = *state_;
     std::lock_guard<detail::SpinLock> lock(s.lock);
-    MailboxStats st;
     st.queued_frames = s.count;
     st.queued_bytes = s.bytes;
     st.accepted_frames = s.taken_frames + s.evicted_frames + s.count;
@@ -200,55 +229,151 @@ class Mailbox {
     return st;
   }
 
-  /// The options this mailbox was made with.
-  const MailboxOptions& options() const noexcept { return state_->options; }
-
-  /// Cache hint from a `Broadcaster` a few recipients before `send` (stage 2: the queue's state,
-  /// one cache line; stage 1: the ring slot the next frame goes to). Takes no lock, changes
-  /// nothing.
-  void prefetch(int stage) const noexcept {
-    if (stage >= 2) {
-      detail::prefetch(state_, true);
-    } else if (const void* slot = state_->next_slot.load(std::memory_order_relaxed)) {
-      detail::prefetch(slot, true);
-    }
+  /// The options this mailbox was made with (the defaults for a moved-from mailbox).
+  const MailboxOptions& options() const noexcept {
+    static const MailboxOptions none{};
+    return state_ ? state_->options : none;
   }
 
-  /// True when both handles share one queue.
+  /// True when both handles share one queue (or both are moved-from).
   friend bool operator==(const Mailbox& a, const Mailbox& b) noexcept { return a.state_ == b.state_; }
   friend bool operator!=(const Mailbox& a, const Mailbox& b) noexcept { return !(a == b); }
 
  private:
+  using Wake = std::shared_ptr<const std::function<void()>>;
+
+  // The broadcaster's cache hint (see <ssepp/sink.hpp>), internal: stage 2 brings in the
+  // queue's state (one cache line), stage 1 the ring slot the next frame goes to. Takes no lock,
+  // changes nothing.
+  friend void ssepp_sink_prefetch(const Mailbox& box, int stage, detail::SinkHook) noexcept {
+    const State* s = box.state_;
+    if (s == nullptr) return;
+    if (stage >= 2) {
+      detail::prefetch(s, true);
+    } else if (const void* slot = s->next_slot.load(std::memory_order_relaxed)) {
+      detail::prefetch(slot, true);
+    }
+  }
+
+  // The common case with the lock held once: open, the frame fits and the ring has a free slot.
+  // Anything else (a full ring to grow, an overflow) takes the slow path.
   template <class F>
   bool send_impl(F&& frame) {
-    State& s = *state_;
-    std::shared_ptr<const std::function<void()>> wake;
-    bool accepted = true;
+    State* const s = state_;
+    if (SSEPP_UNLIKELY(s == nullptr)) return false;
+    Wake wake;  // released after the lock
     bool notify = false;
+    bool slow = false;
     {
-      std::lock_guard<detail::SpinLock> lock(s.lock);
-      if (s.closed) return false;
+      std::lock_guard<detail::SpinLock> lock(s->lock);
+      if (s->closed) return false;
       const std::size_t n = frame.size();
       if (n == 0) return true;
-      if (SSEPP_LIKELY(s.fits(n))) {
-        notify = s.enqueue(std::forward<F>(frame), wake);
-      } else if (!s.drop_oldest) {
-        s.closed = true;
-        s.overflowed = true;
-        notify = s.has_waiters;
-        wake = std::move(s.wake);
-        accepted = false;
-      } else if (n > s.byte_limit) {
-        ++s.refused_frames;
-        s.dropped_bytes += n;
-      } else {
-        while (!s.fits(n)) s.drop_front();
-        notify = s.enqueue(std::forward<F>(frame), wake);
-      }
+      slow = !s->fits(n) || s->count == s->cap;
+      if (SSEPP_LIKELY(!slow)) notify = s->enqueue(std::forward<F>(frame), wake);
     }
-    if (notify) s.notify(!accepted);
+    if (SSEPP_UNLIKELY(slow)) return send_slow(std::forward<F>(frame));
+    if (notify) s->notify(false);
     if (wake && *wake) (*wake)();
-    return accepted;
+    return true;
+  }
+
+  // A ring block owned outside the lock: a bigger one allocated before it is taken, or the old
+  // one, freed after it is released.
+  struct Ring {
+    Frame* slots = nullptr;
+    std::uint32_t cap = 0;
+    Ring() noexcept = default;
+    Ring(Frame* p, std::uint32_t n) noexcept : slots(p), cap(n) {}
+    Ring(const Ring&) = delete;
+    Ring& operator=(const Ring&) = delete;
+    ~Ring() { State::deallocate(slots, cap); }
+    void reset(std::uint32_t n) {
+      State::deallocate(std::exchange(slots, nullptr), std::exchange(cap, 0));
+      slots = State::allocate(n);
+      cap = n;
+    }
+  };
+
+  // Frames evicted by Overflow::drop_oldest, destroyed after the lock is released (the last
+  // reference to a frame frees it). At most `room` per locked round.
+  struct Evicted {
+    static constexpr std::uint32_t room = 16;
+    Frame frames[room];
+    std::uint32_t count = 0;
+  };
+
+  // `send` when the frame does not fit or the ring is full. Loops until done, taking the lock
+  // once per round; between rounds, without the lock, it frees what it took out and allocates
+  // the bigger ring the queue needs (used only if the ring is still full when it comes back).
+  template <class F>
+  bool send_slow(F&& frame) {
+    State& s = *state_;
+    Ring spare;
+    for (;;) {
+      Ring old;          // a replaced ring: freed after the lock
+      Evicted evicted;   // dropped frames: destroyed after the lock
+      Wake wake;
+      bool notify = false;
+      bool accepted = true;
+      std::uint32_t want = 0;  // > 0: come back with a ring this big
+      bool again = false;
+      {
+        std::lock_guard<detail::SpinLock> lock(s.lock);
+        if (s.closed) return false;
+        const std::size_t n = frame.size();
+        if (n == 0) return true;
+        bool queue = false;
+        if (s.fits(n)) {
+          queue = true;
+        } else if (!s.drop_oldest) {
+          s.closed = true;
+          s.overflowed = true;
+          notify = s.has_waiters;
+          wake = std::move(s.wake);
+          accepted = false;
+        } else if (n > s.byte_limit) {
+          ++s.refused_frames;
+          s.dropped_bytes += n;
+        } else {
+          while (!s.fits(n) && evicted.count < Evicted::room)
+            evicted.frames[evicted.count++] = s.drop_front();
+          queue = s.fits(n);
+          again = !queue;
+        }
+        if (queue && s.count == s.cap) {
+          if (spare.cap > s.count) {
+            s.install(spare, old);
+          } else {
+            want = s.next_capacity();
+            queue = false;
+            again = true;
+          }
+        }
+        if (queue) notify = s.enqueue(std::forward<F>(frame), wake);
+      }
+      if (again) {
+        if (want != 0) spare.reset(want);
+        continue;
+      }
+      if (notify) s.notify(!accepted);
+      if (wake && *wake) (*wake)();
+      return accepted;
+    }
+  }
+
+  // take_all with the lock held: makes room in `out` first, without the lock (the queue may grow
+  // meanwhile: then again), so that moving the frames in allocates nothing.
+  std::size_t take_locked(std::unique_lock<detail::SpinLock>& lock, std::vector<Frame>& out) {
+    State& s = *state_;
+    for (;;) {
+      const std::size_t n = s.count;
+      if (n == 0) return 0;
+      if (out.capacity() - out.size() >= n) return s.take_all(out);
+      lock.unlock();
+      out.reserve(out.size() + n + n / 4);
+      lock.lock();
+    }
   }
 
   // One block per queue. Everything `send` touches sits in its first cache line (`hot_bytes`):
@@ -343,9 +468,9 @@ class Mailbox {
       next_slot.store(count < cap ? slots + slot(count) : nullptr, std::memory_order_relaxed);
     }
 
+    /// Queues f; the ring has a free slot (`count < cap`).
     template <class F>
-    void push_back(F&& f) {
-      if (count == cap) grow();
+    void push_back(F&& f) noexcept {
       const auto n = static_cast<std::uint32_t>(f.size());  // fits: at most byte_limit
       new (slots + slot(count)) Frame(std::forward<F>(f));
       ++count;
@@ -372,17 +497,20 @@ class Mailbox {
       return pop_front();
     }
 
-    void drop_front() noexcept {
+    /// Evicts the oldest frame (Overflow::drop_oldest) and returns it, to be destroyed after
+    /// the lock.
+    Frame drop_front() noexcept {
       Frame f = pop_front();
       ++evicted_frames;
       dropped_bytes += f.size();
+      return f;
     }
 
-    std::size_t take_all(std::vector<Frame>& out) {
+    /// Moves every queued frame to `out`, which has room for them (no allocation).
+    std::size_t take_all(std::vector<Frame>& out) noexcept {
       const std::uint32_t n = count;
       if (n == 0) return 0;
       end_replay_room();
-      out.reserve(out.size() + n);
       for (std::uint32_t i = 0; i < n; ++i) {
         Frame* p = slots + slot(i);
         out.push_back(std::move(*p));
@@ -401,19 +529,25 @@ class Mailbox {
       if (p) std::allocator<Frame>().deallocate(p, n);
     }
 
-    void grow() {
+    /// The ring size to grow to: doubling, up to the frame limit.
+    std::uint32_t next_capacity() const noexcept {
       std::uint32_t next = cap == 0 ? 8 : (cap > most / 2 ? most : cap * 2);
       if (next > frame_limit) next = std::max(frame_limit, count + 1);
-      Frame* block = allocate(next);
+      return next;
+    }
+
+    /// Moves the queue into `fresh` (allocated without the lock, larger than `count`) and hands
+    /// the old ring to `old`, to be freed after the lock. Moving a Frame allocates nothing.
+    void install(Ring& fresh, Ring& old) noexcept {
       for (std::uint32_t i = 0; i < count; ++i) {
         Frame* p = slots + slot(i);
-        new (block + i) Frame(std::move(*p));
+        new (fresh.slots + i) Frame(std::move(*p));
         p->~Frame();
       }
-      deallocate(slots, cap);
-      slots = block;
-      cap = next;
+      old.slots = std::exchange(slots, std::exchange(fresh.slots, nullptr));
+      old.cap = std::exchange(cap, std::exchange(fresh.cap, 0));
       head = 0;
+      set_next_slot();
     }
 
     /// With `lock` held: until a frame is queued or the mailbox is closed, waits up to `timeout`
@@ -455,5 +589,6 @@ class Mailbox {
 };
 
 static_assert(is_sink_v<Mailbox>, "Mailbox must be a Sink");
+static_assert(detail::has_prefetch<Mailbox>::value, "Mailbox takes the broadcaster's cache hint");
 
 SSEPP_END_NAMESPACE

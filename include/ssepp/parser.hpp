@@ -4,9 +4,10 @@
 // algorithm (section 9.2.6), split-invariant, bounded, allocation-free in steady state.
 //
 //   ssepp::Parser parser;
-//   auto ec = parser.feed(chunk, [](const ssepp::EventView& ev) { use(ev.type, ev.data, ev.id); });
+//   auto fed = parser.feed(chunk, [](const ssepp::EventView& ev) { use(ev.type, ev.data); });
+//   if (!fed) fail(fed.error());  // a limit was exceeded
 //
-// Standalone: includes nothing from ssepp but config and errors.
+// Standalone: includes nothing from ssepp but config, errors and Result.
 #pragma once
 
 #include <ssepp/config.hpp>
@@ -15,6 +16,7 @@
 #include <ssepp/detail/parser_scan.hpp>
 #include <ssepp/detail/utf8.hpp>
 #include <ssepp/error.hpp>
+#include <ssepp/result.hpp>
 
 #include <cassert>
 #include <chrono>
@@ -26,6 +28,7 @@
 #include <string_view>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 
 SSEPP_BEGIN_NAMESPACE
 
@@ -44,6 +47,15 @@ enum class Utf8 {
   replace,       ///< each ill-formed sequence becomes U+FFFD, as a browser's UTF-8 decoder does
 };
 
+/// The enumerator's name: "pass_through" or "replace" ("" for a value that is none).
+constexpr std::string_view to_string(Utf8 u) noexcept {
+  switch (u) {
+    case Utf8::pass_through: return "pass_through";
+    case Utf8::replace: return "replace";
+  }
+  return {};
+}
+
 /// Parser settings.
 struct ParserOptions {
   ParserLimits limits;
@@ -55,6 +67,9 @@ struct EventView {
   std::string_view type;  ///< event type; "message" when the event named none
   std::string_view data;  ///< data lines joined with LF (no trailing LF); may be empty
   std::string_view id;    ///< the last event ID in force for this event ("" when none was set)
+  /// True when the event's own lines had an `id` field (which set `id`); false when `id` is
+  /// inherited from an earlier event, as EventSource's `lastEventId` is.
+  bool id_field = false;
 };
 
 /// What `Parser::next()` found.
@@ -65,6 +80,19 @@ enum class Parsed {
   retry,      ///< a valid retry field set the reconnection time: read it with `retry()`
   error,      ///< a limit was exceeded: see `error()`; sticky until `reset()`
 };
+
+/// The enumerator's name: "need_more", "event", "comment", "retry" or "error" ("" for a value
+/// that is none).
+constexpr std::string_view to_string(Parsed p) noexcept {
+  switch (p) {
+    case Parsed::need_more: return "need_more";
+    case Parsed::event: return "event";
+    case Parsed::comment: return "comment";
+    case Parsed::retry: return "retry";
+    case Parsed::error: return "error";
+  }
+  return {};
+}
 
 /// True when H can receive a parser's output: callable with `const EventView&`, or an object
 /// with `on_event(const EventView&)` and optionally `on_comment(std::string_view)` and
@@ -85,7 +113,8 @@ concept ParserHandler = is_parser_handler_v<H>;
 /// `field: value`; comments; unknown fields ignored; `id` with NUL ignored; `retry` only when all
 /// ASCII digits; data lines joined with LF; dispatch on a blank line when data was given; event
 /// type reset after each blank line; the last event ID persists. The output is the same however
-/// the input is split. Untrusted input never throws: a limit turns into a sticky error.
+/// the input is split. Untrusted input never throws: a limit turns into a sticky error. (Only
+/// `std::bad_alloc` can leave the parser: its buffers grow, up to the limits, until they fit.)
 ///
 /// Two faces over one core. Pull: `input(chunk)`, then `next()` until `Parsed::need_more`.
 /// Push: `feed(chunk, handler)`, a loop over the pull core.
@@ -110,25 +139,18 @@ class Parser {
   // --- push face ------------------------------------------------------------------------------
 
   /// Parses chunk, calling handler for each event (and comment / retry when it has
-  /// `on_comment` / `on_retry`), in stream order. Returns the error (sticky: later calls return
-  /// it too, without parsing) or success. The chunk need not outlive the call. Never throws
-  /// itself; an exception from the handler abandons the rest of the chunk.
+  /// `on_comment` / `on_retry`), in stream order. Succeeds, or fails with the parser's error
+  /// (sticky: later calls fail with it too, without parsing). The chunk need not outlive the
+  /// call. Throws only `std::bad_alloc`, or what the handler throws (which abandons the rest of
+  /// the chunk).
   template <class Handler>
-  std::error_code feed(std::string_view chunk, Handler&& handler);
+  Result<void> feed(std::string_view chunk, Handler&& handler);
 
-  /// End of stream: drops an unfinished line and event (as the spec requires, so the handler is
-  /// never called) and readies the parser for the next stream like `reset()`. Returns the sticky
-  /// error if there is one (and then changes nothing).
-  template <class Handler>
-  std::error_code finish(Handler&& handler) {
-    static_assert(is_parser_handler_v<Handler>,
-                  "ssepp::Parser::finish: the handler must be callable with "
-                  "(const ssepp::EventView&) or have on_event(const ssepp::EventView&)");
-    (void)handler;
-    return finish();
-  }
-  /// As `finish(handler)`.
-  std::error_code finish() noexcept {
+  /// End of stream: drops an unfinished line and event and readies the parser for the next
+  /// stream like `reset()`. The spec dispatches nothing at end of stream (an event is dispatched
+  /// only by the blank line after it), so there is nothing to hand to a handler. Fails with the
+  /// sticky error if there is one (and then changes nothing).
+  Result<void> finish() noexcept {
     if (error_) return error_;
     start_stream();
     return {};
@@ -138,12 +160,12 @@ class Parser {
 
   /// Hands the parser its next chunk. The parser keeps a view of it: the chunk must stay valid,
   /// and must not be replaced, until `next()` has returned `Parsed::need_more` (or error).
-  void input(std::string_view chunk) noexcept;
+  void input(std::string_view chunk);
 
   /// Parses up to the next output. After `Parsed::event`, `event()` holds it; after
   /// `Parsed::comment`, `comment()`; after `Parsed::retry`, `retry()`. Those views are valid
-  /// until the next call into the parser.
-  Parsed next() noexcept;
+  /// until the next call into the parser. Throws only `std::bad_alloc`.
+  Parsed next();
 
   /// The event `next()` just returned.
   const EventView& event() const noexcept { return event_; }
@@ -205,25 +227,35 @@ class Parser {
   }
 
   void start_stream() noexcept;
-  void skip_bom() noexcept;
+  void skip_bom();
   void settle() noexcept;
-  void release() noexcept;
-  Parsed carry(const char* p) noexcept;
-  Parsed fail(errc code, std::uint64_t line_offset) noexcept;
+  void release();
+  Parsed carry(const char* p);
+  Parsed fail(errc code, std::uint64_t line_offset);
   // 0 = nothing to report, else a Parsed value.
-  int data_line(std::string_view value, bool in_chunk, std::uint64_t line_offset) noexcept;
-  int field_line(std::string_view line, bool in_chunk, std::uint64_t line_offset) noexcept;
+  int data_line(std::string_view value, bool in_chunk, std::uint64_t line_offset);
+  int field_line(std::string_view line, bool in_chunk, std::uint64_t line_offset);
   int field(std::string_view name, std::string_view value, bool in_chunk,
-            std::uint64_t line_offset) noexcept;
+            std::uint64_t line_offset);
 
   // Restores the invariant "no unread chunk" when a push loop exits early (handler exception).
+  // The pending event's data, still a view into the chunk, is copied; if even that fails for
+  // want of memory, the pending event is dropped (a destructor cannot throw).
   struct Drain {
     Parser& parser;
     ~Drain() {
-      if (parser.p_ != parser.end_) {
+      if (parser.p_ == parser.end_) return;
+#if SSEPP_HAS_EXCEPTIONS
+      try {
         parser.release();
-        parser.p_ = parser.end_;
+      } catch (...) {
+        parser.has_data_ = false;
+        parser.data_in_buf_ = false;
       }
+#else
+      parser.release();
+#endif
+      parser.p_ = parser.end_;
     }
   };
 
@@ -266,7 +298,7 @@ class Parser {
 // --- implementation ------------------------------------------------------------------------------
 
 template <class Handler>
-std::error_code Parser::feed(std::string_view chunk, Handler&& handler) {
+Result<void> Parser::feed(std::string_view chunk, Handler&& handler) {
   static_assert(is_parser_handler_v<Handler>,
                 "ssepp::Parser::feed: the handler must be callable with "
                 "(const ssepp::EventView&) or have on_event(const ssepp::EventView&)");
@@ -288,7 +320,7 @@ std::error_code Parser::feed(std::string_view chunk, Handler&& handler) {
   }
 }
 
-inline void Parser::input(std::string_view chunk) noexcept {
+inline void Parser::input(std::string_view chunk) {
   assert(p_ == end_ && "ssepp::Parser::input: call next() until need_more before the next chunk");
   base_ += static_cast<std::uint64_t>(end_ - begin_);
   begin_ = p_ = chunk.data();
@@ -305,7 +337,7 @@ inline void Parser::input(std::string_view chunk) noexcept {
   scan_.start(p_, end_);
 }
 
-inline void Parser::skip_bom() noexcept {
+inline void Parser::skip_bom() {
   // The UTF-8 decode step strips one leading BOM (EF BB BF), however the chunks split it.
   static constexpr char bom[3] = {'\xEF', '\xBB', '\xBF'};
   while (p_ != end_ && bom_ != bom_done) {
@@ -325,7 +357,7 @@ inline void Parser::skip_bom() noexcept {
   }
 }
 
-inline Parsed Parser::next() noexcept {
+inline Parsed Parser::next() {
   if (SSEPP_UNLIKELY(settle_ != 0)) settle();
   if (SSEPP_UNLIKELY(static_cast<bool>(error_))) return Parsed::error;
   const std::size_t max_line = options_.limits.max_line;
@@ -362,6 +394,7 @@ inline Parsed Parser::next() noexcept {
     if (line.empty()) {
       // Blank line: dispatch. The source's last event ID takes the buffer's value; without data
       // nothing is dispatched; either way the data and event type buffers are emptied.
+      const bool id_field = id_dirty_;
       if (id_dirty_) {
         committed_ ^= 1;
         id_dirty_ = false;
@@ -373,6 +406,7 @@ inline Parsed Parser::next() noexcept {
       event_.type = type_.empty() ? std::string_view("message") : type_.view();
       event_.data = data_in_buf_ ? data_buf_.view() : data_view_;
       event_.id = ids_[committed_].view();
+      event_.id_field = id_field;
       settle_ |= settle_event;
       p_ = p;
       return Parsed::event;
@@ -409,7 +443,7 @@ inline Parsed Parser::next() noexcept {
 }
 
 SSEPP_PARSER_INLINE int Parser::data_line(std::string_view value, bool in_chunk,
-                             std::uint64_t line_offset) noexcept {
+                                          std::uint64_t line_offset) {
   // "data": append the value, then LF, to the data buffer. The final LF is never stored: it is
   // what the dispatch step removes.
   const std::size_t max_event = options_.limits.max_event;
@@ -437,7 +471,7 @@ SSEPP_PARSER_INLINE int Parser::data_line(std::string_view value, bool in_chunk,
 }
 
 inline int Parser::field_line(std::string_view line, bool in_chunk,
-                              std::uint64_t line_offset) noexcept {
+                              std::uint64_t line_offset) {
   if (line.front() == ':') {
     // Comment: ignored by the spec, reported to whoever wants it.
     comment_ = strip_space(line.substr(1));
@@ -467,7 +501,7 @@ inline int Parser::field_line(std::string_view line, bool in_chunk,
 }
 
 inline int Parser::field(std::string_view name, std::string_view value, bool in_chunk,
-                         std::uint64_t line_offset) noexcept {
+                         std::uint64_t line_offset) {
   // Field names are compared literally, without case folding.
   switch (name.size()) {
     case 4:
@@ -502,7 +536,7 @@ inline int Parser::field(std::string_view name, std::string_view value, bool in_
   return 0;
 }
 
-inline Parsed Parser::carry(const char* p) noexcept {
+inline Parsed Parser::carry(const char* p) {
   // The rest of the chunk is the start of a line: keep it, within max_line.
   std::size_t n = static_cast<std::size_t>(end_ - p);
   if (line_.empty()) carry_offset_ = offset_of(p);
@@ -514,7 +548,7 @@ inline Parsed Parser::carry(const char* p) noexcept {
   return Parsed::need_more;
 }
 
-inline void Parser::release() noexcept {
+inline void Parser::release() {
   // The chunk is about to go away: data still viewing it moves into the data buffer.
   if (has_data_ && !data_in_buf_) {
     data_buf_.assign(data_view_, options_.limits.max_event);
@@ -533,7 +567,7 @@ inline void Parser::settle() noexcept {
   settle_ = 0;
 }
 
-inline Parsed Parser::fail(errc code, std::uint64_t line_offset) noexcept {
+inline Parsed Parser::fail(errc code, std::uint64_t line_offset) {
   error_ = code;
   const bool line = code == errc::line_too_long;
   message_ = std::string(line ? "line too long: the line starting at byte "

@@ -324,7 +324,7 @@ inline bool decode_entry(const redisReply* entry, Target& target, Event& ev) {
       ev.retry = std::chrono::milliseconds(static_cast<long long>(*ms));
     }
   }
-  return has_target && !validate(ev);
+  return has_target && validate(ev).has_value();
 }
 
 /// Waits on a condition variable until stop or the delay passes; true when stopped.
@@ -412,7 +412,7 @@ class RedisStreamBus {
   SendResult send(const Target& target, Event ev) {
     SendResult result;
     ev.id.reset();
-    if ((result.error = validate(ev))) return result;
+    if ((result.error = validate(ev).error())) return result;
     std::string target_field = detail::encode_target(target);
     std::string maxlen = std::to_string(options_.max_len);
     std::string retry = ev.retry ? std::to_string(ev.retry->count()) : std::string();
@@ -718,8 +718,8 @@ inline bool parse_pubsub_message(std::string_view text, Target& target, Event& e
       return false;
     }
   }
-  if (auto ec = validate(ev)) {
-    error = ec.message();
+  if (auto valid = validate(ev); !valid) {
+    error = valid.error().message();
     return false;
   }
   return true;

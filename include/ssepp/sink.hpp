@@ -15,6 +15,14 @@
 //   s.close()           any (optional)      called once when the broadcaster drops the client
 //                                           (disconnect, failed send, broadcaster destroyed); after
 //                                           it the broadcaster never touches the sink again.
+//   s.prefetch(stage)   any (optional)      `s` as `const S&`, `stage` an int: a cache hint the
+//                                           broadcaster gives a few recipients before their `send`
+//                                           in a large fan-out, so memory misses overlap. Stage 2
+//                                           first (read only the handle, e.g. prefetch the state
+//                                           it points to), stage 1 later (the state is in cache:
+//                                           prefetch what `send` will write). Must not block, lock
+//                                           or change anything; noexcept. A hint only: a sink
+//                                           without it behaves the same, a little slower.
 //
 // The broadcaster never calls one sink from two threads at once: every `send` and `close` on a
 // registered sink is serialised. A sink may call back into the broadcaster (disconnect itself,
@@ -22,6 +30,7 @@
 #pragma once
 
 #include <ssepp/config.hpp>
+#include <ssepp/detail/prefetch.hpp>
 #include <ssepp/encoder.hpp>
 
 #include <type_traits>
@@ -102,6 +111,41 @@ bool sink_send(S& s, const Frame& f) noexcept {
 #else
   return static_cast<bool>(s.send(f));
 #endif
+}
+
+/// Tag of ssepp's own sinks' internal hooks, found by argument-dependent lookup (a hidden friend
+/// `ssepp_sink_prefetch(const S&, int, detail::SinkHook)`), so that they are no public member.
+struct SinkHook {};
+
+template <class S, class = void>
+struct has_prefetch_hook : std::false_type {};
+template <class S>
+struct has_prefetch_hook<S, std::void_t<decltype(ssepp_sink_prefetch(
+                                std::declval<const S&>(), 0, SinkHook{}))>> : std::true_type {};
+
+template <class S, class = void>
+struct has_prefetch_member : std::false_type {};
+template <class S>
+struct has_prefetch_member<S, std::void_t<decltype(std::declval<const S&>().prefetch(0))>>
+    : std::true_type {};
+
+/// True when the sink takes the optional cache hint (see the table at the top): a public
+/// `prefetch(int) const` (user sinks), or ssepp's internal hook (`Mailbox`).
+template <class S>
+struct has_prefetch
+    : std::integral_constant<bool, has_prefetch_hook<S>::value || has_prefetch_member<S>::value> {};
+
+/// Gives `s` the cache hint for `stage` when it takes one; nothing otherwise.
+template <class S>
+void sink_prefetch(const S& s, int stage) noexcept {
+  if constexpr (has_prefetch_hook<S>::value) {
+    ssepp_sink_prefetch(s, stage, SinkHook{});
+  } else if constexpr (has_prefetch_member<S>::value) {
+    (void)s.prefetch(stage);
+  } else {
+    (void)s;
+    (void)stage;
+  }
 }
 
 /// Calls `s.close()` when the sink has it; exceptions are swallowed (the client is gone anyway).

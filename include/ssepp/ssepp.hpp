@@ -14,4 +14,6 @@
 #include <ssepp/history.hpp>
 #include <ssepp/broadcaster.hpp>
 #include <ssepp/http.hpp>
+#include <ssepp/cors.hpp>
 #include <ssepp/client.hpp>
+#include <ssepp/testing.hpp>

@@ -85,7 +85,7 @@ inline Outcome parse_cuts(std::string_view input, const std::vector<std::size_t>
     std::size_t n = to - from;
     std::unique_ptr<char[]> chunk(new char[n == 0 ? 1 : n]);
     if (n != 0) std::memcpy(chunk.get(), input.data() + from, n);
-    std::error_code ec = parser.feed(std::string_view(chunk.get(), n), rec);
+    std::error_code ec = parser.feed(std::string_view(chunk.get(), n), rec).error();
     if (first && ec != first) out.consistent = false;
     if (ec && !first) {
       first = ec;
@@ -96,7 +96,7 @@ inline Outcome parse_cuts(std::string_view input, const std::vector<std::size_t>
   };
   for (std::size_t cut : cuts) feed(cut);
   feed(input.size());
-  std::error_code fin = parser.finish(rec);
+  std::error_code fin = parser.finish().error();
   if (fin != first) out.consistent = false;
   out.log = std::move(rec.log);
   out.last_event_id = std::string(parser.last_event_id());
@@ -146,7 +146,7 @@ inline Outcome parse_pull(std::string_view input, const std::vector<std::size_t>
   };
   for (std::size_t cut : cuts) feed(cut);
   feed(input.size());
-  if (static_cast<bool>(parser.finish()) != failed) out.consistent = false;
+  if (!parser.finish() != failed) out.consistent = false;  // finish fails after an error
   out.last_event_id = std::string(parser.last_event_id());
   out.retry = parser.retry() ? static_cast<long long>(parser.retry()->count()) : -1;
   return out;

@@ -48,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   ev.data = in.ConsumeRemainingBytesAsString();
 
   std::string out = "x";
-  const std::error_code ec = ssepp::encode_to(out, ev);
+  const std::error_code ec = ssepp::encode_to(out, ev).error();
   const bool bad_type = has_any(ev.type, std::string_view("\r\n", 2));
   const bool bad_id = ev.id && has_any(*ev.id, std::string_view("\r\n\0", 3));
   const bool bad_retry = ev.retry && ev.retry->count() < 0;
@@ -56,8 +56,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     CHECK(out == "x");  // nothing written
     CHECK(ec == (bad_type ? ssepp::errc::invalid_event_type
                           : bad_id ? ssepp::errc::invalid_event_id : ssepp::errc::invalid_retry));
-    std::error_code fec;
-    CHECK(ssepp::Frame::from_event(ev, fec).empty() && fec == ec);
+    auto frame = ssepp::Frame::try_from_event(ev);
+    CHECK(!frame && frame.error() == ec);
+    CHECK(ssepp::validate(ev).error() == ec);
     return 0;
   }
   CHECK(!ec);
@@ -72,8 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     opts.limits.max_line = 1 << 20;
     ssepp::Parser parser(opts);
     Seen seen;
-    CHECK(!parser.feed(std::string_view(stream).substr(0, split), seen));
-    CHECK(!parser.feed(std::string_view(stream).substr(split), seen));
+    CHECK(parser.feed(std::string_view(stream).substr(0, split), seen));
+    CHECK(parser.feed(std::string_view(stream).substr(split), seen));
     CHECK(seen.types.size() == 1);
     CHECK(seen.types[0] == (ev.type.empty() ? "message" : ev.type));
     CHECK(seen.datas[0] == normalised(ev.data));

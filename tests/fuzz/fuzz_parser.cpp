@@ -68,7 +68,7 @@ sselog::Outcome run(std::string_view stream, const std::vector<std::size_t>& cut
   auto feed = [&](std::size_t to) {
     std::string chunk(stream.substr(from, to - from));  // own copy: dies after the feed
     from = to;
-    std::error_code ec = parser.feed(chunk, check);
+    std::error_code ec = parser.feed(chunk, check).error();
     if (first && ec != first) violated("error not sticky");
     if (ec && !first) {
       first = ec;
@@ -78,7 +78,7 @@ sselog::Outcome run(std::string_view stream, const std::vector<std::size_t>& cut
   };
   for (std::size_t cut : cuts) feed(cut);
   feed(stream.size());
-  if (parser.finish() != first) violated("finish does not report the sticky error");
+  if (parser.finish().error() != first) violated("finish does not report the sticky error");
   sselog::Outcome out;
   out.log = std::move(check.log);
   out.last_event_id = std::string(parser.last_event_id());

@@ -2,43 +2,16 @@
 #pragma once
 
 #include <ssepp/config.hpp>
+#include <ssepp/detail/prefetch.hpp>
 #include <ssepp/encoder.hpp>
+#include <ssepp/sink.hpp>
 
 #include <cstddef>
 #include <type_traits>
 #include <utility>
 
-#if defined(_MSC_VER) && !defined(__clang__) && (defined(_M_X64) || defined(_M_IX86))
-#  include <xmmintrin.h>
-#endif
-
 SSEPP_BEGIN_NAMESPACE
 namespace detail {
-
-/// Asks the CPU to start loading the cache line at `p` (a hint: never faults, no effect on
-/// behaviour). `for_write` when the line is about to be written.
-inline void prefetch(const void* p, bool for_write = false) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-  if (for_write) __builtin_prefetch(p, 1, 3);
-  else __builtin_prefetch(p, 0, 3);
-#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
-  (void)for_write;
-  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
-#else
-  (void)p;
-  (void)for_write;
-#endif
-}
-
-/// Optional Sink extension: `s.prefetch(stage)`, a cache hint the broadcaster gives a few
-/// recipients before `send` so that a long fan-out overlaps its memory misses instead of taking
-/// them one after the other. Stage 2 comes first: the sink may read only its own handle (bring in
-/// the state it points to); stage 1 comes later: that state is in cache (bring in what `send`
-/// will write). It must not block, lock or change anything. `Mailbox` has it.
-template <class S, class = void>
-struct has_prefetch : std::false_type {};
-template <class S>
-struct has_prefetch<S, std::void_t<decltype(std::declval<const S&>().prefetch(0))>> : std::true_type {};
 
 /// Calls `s.send(std::move(f))`: a sink taking frames by value or by `Frame&&` (like `Mailbox`)
 /// keeps `f` itself, with no reference count change; one taking `const Frame&` leaves `f` as it

@@ -66,7 +66,7 @@ inline std::uint64_t line_end_mask_swar(const char* p) noexcept {
   constexpr std::uint64_t low7 = 0x7F7F7F7F7F7F7F7Full;
   std::uint64_t mask = 0;
   for (unsigned w = 0; w < 8; ++w) {
-    std::uint64_t x;
+    std::uint64_t x = 0;  // (filled by memcpy; the store is optimised away)
     std::memcpy(&x, p + std::size_t{8} * w, 8);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     x = __builtin_bswap64(x);

@@ -29,9 +29,14 @@ inline void cpu_relax() noexcept {
 }
 
 /// A one-byte lock for critical sections of a few dozen instructions that never block (a
-/// mailbox's queue). Uncontended: one atomic exchange to lock, a plain store to unlock, and one
-/// byte of the cache line the data shares, where std::mutex costs 40 bytes and two atomic
-/// operations. Contended: spins briefly, then yields the thread. Not for anything that waits.
+/// mailbox's queue): no allocation, no free, no call out while it is held. Uncontended: one
+/// atomic exchange to lock, a plain store to unlock, and one byte of the cache line the data
+/// shares, where std::mutex costs 40 bytes and two atomic operations. Contended: spins briefly,
+/// then yields the thread. Not for anything that waits.
+///
+/// A translation unit that defines SSEPP_TRACK_SPIN_LOCKS before including ssepp (tests only:
+/// it changes the class) can ask `SpinLock::held_here()` how many spin locks the current thread
+/// holds, e.g. from a replaced operator new, to check that nothing allocates under one.
 class SpinLock {
  public:
   void lock() noexcept {
@@ -41,8 +46,27 @@ class SpinLock {
         else std::this_thread::yield();
       }
     }
+#ifdef SSEPP_TRACK_SPIN_LOCKS
+    ++held_count();
+#endif
   }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  void unlock() noexcept {
+#ifdef SSEPP_TRACK_SPIN_LOCKS
+    --held_count();
+#endif
+    locked_.store(false, std::memory_order_release);
+  }
+
+#ifdef SSEPP_TRACK_SPIN_LOCKS
+  /// Spin locks the current thread holds.
+  static int held_here() noexcept { return held_count(); }
+
+ private:
+  static int& held_count() noexcept {
+    static thread_local int held = 0;
+    return held;
+  }
+#endif
 
  private:
   std::atomic<bool> locked_{false};
