@@ -7,9 +7,12 @@
 #include <ssepp/parser.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,6 +20,9 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "support/catch.hpp"
 #include "support/redis_server.hpp"
@@ -56,6 +62,7 @@ struct Inbox {
   std::condition_variable cv;
   ssepp::Parser parser;
   std::vector<std::string> events;  // "type|data|id"
+  std::atomic<bool> refuse{false};  // the sink fails (returns false) while set
 
   void add(const ssepp::Frame& f) {
     std::lock_guard<std::mutex> lock(m);
@@ -88,6 +95,7 @@ struct Inbox {
 struct InboxSink {
   std::shared_ptr<Inbox> inbox;
   bool send(const ssepp::Frame& f) {
+    if (inbox->refuse.load()) return false;
     inbox->add(f);
     return true;
   }
@@ -210,6 +218,110 @@ struct Cli {
     REQUIRE(r);
     REQUIRE(r->type == REDIS_REPLY_INTEGER);
     return r->integer;
+  }
+};
+
+// The kernel's state of one of this process's threads: 'R' running, 'S' blocked in a call
+// (a socket read, a lock), ...; '?' when unknown (Linux's /proc).
+char thread_state(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
+}
+
+pid_t this_thread_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+// True when the server leaves a PING unanswered for 100 ms: it is inside DEBUG SLEEP.
+bool server_asleep(int port) {
+  ssepp::RedisOptions o = redis_at(port);
+  o.timeout = 100ms;
+  ssepp::detail::RedisConnection probe;
+  std::string error;
+  return probe.connect(o, error) && !probe.command({"PING"}, error);
+}
+
+// Runs jobs on threads of their own and waits for all of them, at most `limit`. On time out the
+// threads are detached and left where they are (a deadlocked thread cannot be joined), and false
+// is returned: whatever the jobs use must then be leaked by the caller, never destroyed (the
+// watchdog leaks its own state).
+class Watchdog {
+ public:
+  void run(std::function<void()> job) {
+    threads_.emplace_back([st = state_.get(), job = std::move(job)] {
+      job();
+      std::lock_guard<std::mutex> lock(st->m);
+      ++st->done;
+      st->cv.notify_all();
+    });
+  }
+  bool finished_within(std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> lock(state_->m);
+    bool all = state_->cv.wait_for(lock, limit, [&] { return state_->done == threads_.size(); });
+    lock.unlock();
+    for (auto& t : threads_) {
+      if (all) t.join();
+      else t.detach();
+    }
+    if (!all) state_.release();  // the stuck threads still refer to it
+    threads_.clear();
+    return all;
+  }
+  ~Watchdog() {
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  struct State {
+    std::mutex m;
+    std::condition_variable cv;
+    std::size_t done = 0;
+  };
+  std::unique_ptr<State> state_ = std::make_unique<State>();
+  std::vector<std::thread> threads_;
+};
+
+// A node whose broadcaster calls `on_drop` from its on_disconnect hook and `on_replay` from its
+// on_replay hook (both set by the test before they can run).
+struct HookedNode {
+  std::function<void(ssepp::ClientId)> on_drop;
+  std::function<void(ssepp::ClientId, Replay)> on_replay;
+  Hub hub;
+  Bus bus;
+  HookedNode(int port, std::size_t history)
+      : hub(hooked_options(history, this)), bus(hub, patient(redis_at(port))) {
+    bus.start();
+  }
+  // Outlasts a DEBUG SLEEP 1: the bus's commands wait for the server instead of giving up.
+  static ssepp::RedisOptions patient(ssepp::RedisOptions o) {
+    o.timeout = 5s;
+    return o;
+  }
+  static ssepp::BroadcasterOptions hooked_options(std::size_t history, HookedNode* self) {
+    ssepp::BroadcasterOptions o = node_options(history);
+    o.heartbeat = 1s;
+    o.hooks.on_disconnect = [self](ssepp::ClientId id, ssepp::DisconnectReason) {
+      if (self->on_drop) self->on_drop(id);
+    };
+    o.hooks.on_replay = [self](ssepp::ClientId id, Replay r, std::size_t) {
+      if (self->on_replay) self->on_replay(id, r);
+    };
+    return o;
+  }
+  void wait_ready() {
+    REQUIRE(eventually([&] { return bus.stats().connected && !bus.last_id().empty(); }));
+  }
+  void wait_delivered(const std::string& id) {
+    REQUIRE(eventually([&] {
+      auto cmp = ssepp::stream_id_order(bus.last_id(), id);
+      return cmp && *cmp >= 0;
+    }));
+  }
+  std::string send(const Target& target, const std::string& data) {
+    auto s = bus.send(target, Event{}.with_data(data));
+    REQUIRE(s);
+    return entry("message", data, s.id);
   }
 };
 
@@ -721,4 +833,80 @@ TEST_CASE("stop() right after start() returns, whatever the reader was doing") {
     INFO("round " << i << ", stopped " << pause.count() << " us after start");
     CHECK(std::chrono::steady_clock::now() - t0 < 10s);
   }
+}
+
+TEST_CASE("a hook sends through the bus from tick() while a connect replays from Redis: no deadlock") {
+  // The broadcaster's tick() finds a failing sink and, holding its delivery lock, calls the
+  // on_disconnect hook, which broadcasts through the bus; meanwhile another thread connects a
+  // client whose Last-Event-ID is past the local history, so the bus replays it from Redis (held
+  // up by DEBUG SLEEP) and then delivers the replay through the broadcaster. Both must finish,
+  // the replay must come first and nothing twice. A deadlock fails after 20 s instead of hanging.
+  testing_redis::RedisServer redis;
+  // Leaked, not destroyed, if the threads below deadlock (they would still use it).
+  auto node = std::make_unique<HookedNode>(redis.port(), 1);  // one event kept locally
+  node->wait_ready();
+  std::vector<std::string> sent;
+  for (int i = 0; i < 3; ++i) sent.push_back(node->send(Target::all(), "e" + std::to_string(i)));
+  node->wait_delivered(id_of(sent.back()));
+
+  auto failing = std::make_shared<Inbox>();
+  REQUIRE(node->hub.connect(InboxSink{failing}));
+  failing->refuse = true;
+
+  struct Shared {
+    std::atomic<bool> looked_up{false};  // the connecting client's local lookup is done
+    std::atomic<pid_t> connecting_tid{0};
+    ssepp::SendResult from_hook;
+    ssepp::ConnectResult connected;
+    std::shared_ptr<Inbox> resumed = std::make_shared<Inbox>();
+  };
+  auto shared = std::make_unique<Shared>();
+  Shared* sh = shared.get();
+  HookedNode* n = node.get();
+  n->on_drop = [n, sh](ssepp::ClientId) { sh->from_hook = n->bus.broadcast(ev("from the hook")); };
+  n->on_replay = [sh](ssepp::ClientId, Replay r) {
+    if (r != Replay::found) sh->looked_up = true;  // next: the Redis replay
+  };
+
+  Watchdog watchdog;
+  // DEBUG SLEEP holds the server for a second: the replay's XRANGE waits on it.
+  const int port = redis.port();
+  watchdog.run([port] {
+    ssepp::RedisOptions o = redis_at(port);
+    o.timeout = 10s;
+    ssepp::detail::RedisConnection admin;
+    std::string error;
+    if (admin.connect(o, error)) (void)admin.command({"DEBUG", "SLEEP", "1"}, error);
+  });
+  REQUIRE(eventually([&] { return server_asleep(port); }, 5s));
+  watchdog.run([n, sh, first_id = id_of(sent[0])] {
+    sh->connecting_tid = this_thread_tid();
+    ConnectOptions o;
+    o.last_event_id = first_id;
+    sh->connected = n->bus.connect(InboxSink{sh->resumed}, o);
+  });
+  // The connecting thread is blocked in the replay's XRANGE, holding whatever the bus holds
+  // there; now tick() takes the delivery lock and its hook sends.
+  CHECK(eventually([&] {
+    pid_t tid = sh->connecting_tid.load();
+    return sh->looked_up.load() && tid != 0 && thread_state(tid) == 'S';
+  }, 5s));
+  watchdog.run([n] { n->hub.tick(ssepp::Broadcaster<InboxSink>::Clock::now() + 1h); });
+
+  if (!watchdog.finished_within(20s)) {
+    (void)node.release();
+    (void)shared.release();
+    FAIL("deadlock: tick() (its hook sending through the bus) and connect() (replaying from "
+         "Redis) are still blocked after 20 s");
+  }
+  REQUIRE(sh->from_hook);
+  REQUIRE(sh->connected);
+  CHECK(sh->connected.replay == Replay::found);
+  CHECK(sh->connected.replayed == 2);
+  CHECK(node->bus.stats().redis_replays == 1);
+  CHECK(node->hub.stats().drops == 1);
+  // The replay, then the hook's event live, once each.
+  const std::string from_hook = entry("message", "from the hook", sh->from_hook.id);
+  CHECK(sh->resumed->wait_until(from_hook) == std::vector<std::string>{sent[1], sent[2], from_hook});
+  CHECK(failing->now().empty());
 }
