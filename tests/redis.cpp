@@ -353,39 +353,91 @@ TEST_CASE("JSON reader: members, escapes, raw non-string values, errors") {
 }
 
 TEST_CASE("Pub/Sub messages: every target kind, data of any JSON type, and rejections") {
-  Target t;
-  Event e;
-  std::string error;
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"channel":"room"},"event":"chat","data":"hi","id":"9"})", t, e, error));
-  CHECK(t == Target::channel("room"));
-  CHECK(e.type == "chat");
-  CHECK(e.data == "hi");
-  CHECK(e.id == std::optional<std::string>("9"));
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"user":"alice"},"data":{"n":1}})", t, e, error));
-  CHECK(t == Target::user("alice"));
-  CHECK(e.data == R"({"n":1})");
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"pool":"tenant:acme"},"data":"x"})", t, e, error));
-  CHECK(t == Target::pool("tenant:acme"));
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"client":"42"},"data":"x","retry":1500})", t, e, error));
-  CHECK(t == Target::client(42));
-  CHECK(e.retry == std::optional<std::chrono::milliseconds>(1500ms));
-  REQUIRE(ssepp::parse_pubsub_message(R"({"data":"everyone"})", t, e, error));
-  CHECK(t.is_all());
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"all":true},"data":"x"})", t, e, error));
-  CHECK(t.is_all());
+  auto m = ssepp::parse_pubsub_message(R"({"target":{"channel":"room"},"event":"chat","data":"hi","id":"9"})");
+  REQUIRE(m);
+  CHECK(m->target == Target::channel("room"));
+  CHECK(m->event.type == "chat");
+  CHECK(m->event.data == "hi");
+  CHECK(m->event.id == std::optional<std::string>("9"));
+  m = ssepp::parse_pubsub_message(R"({"target":{"user":"alice"},"data":{"n":1}})");
+  REQUIRE(m);
+  CHECK(m->target == Target::user("alice"));
+  CHECK(m->event.data == R"({"n":1})");
+  m = ssepp::parse_pubsub_message(R"({"target":{"pool":"tenant:acme"},"data":"x"})");
+  REQUIRE(m);
+  CHECK(m->target == Target::pool("tenant:acme"));
+  std::string why = "untouched on success";
+  m = ssepp::parse_pubsub_message(R"({"target":{"client":"42"},"data":"x","retry":1500})", &why);
+  REQUIRE(m);
+  CHECK(m->target == Target::client(42));
+  CHECK(m->event.retry == std::optional<std::chrono::milliseconds>(1500ms));
+  CHECK(why == "untouched on success");
+  m = ssepp::parse_pubsub_message(R"({"data":"everyone"})");
+  REQUIRE(m);
+  CHECK(m->target.is_all());
+  m = ssepp::parse_pubsub_message(R"({"target":{"all":true},"data":"x"})");
+  REQUIRE(m);
+  CHECK(m->target.is_all());
+  CHECK(m.error() == std::error_code());
 
-  for (const char* bad : {"not json", R"({"target":"room","data":"x"})",
-                          R"({"target":{"planet":"x"},"data":"x"})",
-                          R"({"target":{"channel":"a","user":"b"},"data":"x"})",
-                          R"({"target":{"channel":""},"data":"x"})",
-                          R"({"event":"a\nb","data":"x"})", R"({"id":"1\n2","data":"x"})",
-                          R"({"data":"x","extra":1})", R"({"retry":-5,"data":"x"})",
-                          R"({"target":{"client":"12a"},"data":"x"})"}) {
-    INFO(bad);
-    error.clear();
-    CHECK_FALSE(ssepp::parse_pubsub_message(bad, t, e, error));
-    CHECK_FALSE(error.empty());
+  // Each rejection: errc::invalid_message, and the reason in words when asked for.
+  const std::vector<std::pair<const char*, const char*>> bad = {
+      {"not json", ""},
+      {R"({"target":"room","data":"x"})", "target must be an object with one key"},
+      {R"({"target":{"planet":"x"},"data":"x"})", "unknown target kind \"planet\""},
+      {R"({"target":{"channel":"a","user":"b"},"data":"x"})", "target must be an object with one key"},
+      {R"({"target":{"channel":""},"data":"x"})", "target value must be a non-empty string"},
+      {R"({"event":"a\nb","data":"x"})", "event type contains a line break"},
+      {R"({"id":"1\n2","data":"x"})", "event id contains a line break"},
+      {R"({"data":"x","extra":1})", "unknown key \"extra\""},
+      {R"({"retry":-5,"data":"x"})", "retry must be a non-negative integer"},
+      {R"({"target":{"client":"12a"},"data":"x"})", "client must be a decimal id"},
+      {R"({"event":1,"data":"x"})", "event must be a string"},
+      {R"({"id":2,"data":"x"})", "id must be a string"}};
+  for (const auto& [text, reason] : bad) {
+    INFO(text);
+    why.clear();
+    auto r = ssepp::parse_pubsub_message(text, &why);
+    CHECK_FALSE(r);
+    CHECK(r.error() == ssepp::errc::invalid_message);
+    CHECK_FALSE(why.empty());
+    CHECK(why.find(reason) != std::string::npos);
+    // Without `why`: the same verdict.
+    auto quiet = ssepp::parse_pubsub_message(text);
+    CHECK(quiet.error() == ssepp::errc::invalid_message);
   }
+}
+
+TEST_CASE("stream_id_order compares Redis stream ids by (ms, seq)") {
+  using ssepp::stream_id_order;
+  CHECK(stream_id_order("1700000000000-0", "1700000000000-1") == -1);
+  CHECK(stream_id_order("1700000000001-0", "1700000000000-9") == 1);
+  CHECK(stream_id_order("1700000000000", "1700000000000-0") == 0);
+  CHECK(stream_id_order("9-0", "10-0") == -1);  // by value, not as text
+  CHECK(stream_id_order("18446744073709551615-18446744073709551615", "0-0") == 1);
+  CHECK_FALSE(stream_id_order("1700000000000-", "1-0"));
+  CHECK_FALSE(stream_id_order("x-0", "1-0"));
+  CHECK_FALSE(stream_id_order("1-0", "18446744073709551616-0"));  // overflow
+  CHECK_FALSE(stream_id_order("", "1-0"));
+}
+
+TEST_CASE("History with stream ids tells too old from unknown") {
+  using ssepp::History;
+  using ssepp::HistoryOptions;
+  History h(HistoryOptions{2, 0ms, ssepp::stream_id_order});
+  auto push = [&](const std::string& id) {
+    h.push(id, Target::all(), ssepp::Frame::from_event(Event{}.with_id(id)), History::Clock::time_point{});
+  };
+  push("1700000000000-0");
+  push("1700000000000-1");
+  push("1700000000005-0");
+  push("1700000000006-0");
+  auto everything = [](const ssepp::HistoryEntry&) { return true; };
+  std::vector<ssepp::Frame> out;
+  CHECK(h.replay_after("1700000000000-0", everything, out) == Replay::too_old);
+  CHECK(h.replay_after("1700000000005-0", everything, out) == Replay::found);
+  CHECK(out.size() == 1);
+  CHECK(h.replay_after("1800000000000-0", everything, out) == Replay::unknown);
 }
 
 TEST_CASE("stream entry targets round-trip, names with any bytes") {
