@@ -962,3 +962,69 @@ TEST_CASE("a hook sends through the bus from tick() while a connect replays from
   CHECK(sh->resumed->wait_until(from_hook) == std::vector<std::string>{sent[1], sent[2], from_hook});
   CHECK(failing->now().empty());
 }
+
+TEST_CASE("a hook connects a resuming client and sends through the bus: on the reader thread or another") {
+  // on_disconnect (a failing sink found by a delivery) connects a client whose Last-Event-ID
+  // needs a Redis replay, then broadcasts through the bus. The replay reaches the client before
+  // the live event, each once; it covers the entry whose delivery ran the hook, if any.
+  testing_redis::RedisServer redis;
+  auto node = std::make_unique<HookedNode>(redis.port(), 1);  // leaked if the hook deadlocks
+  node->wait_ready();
+  std::vector<std::string> sent;
+  for (int i = 0; i < 3; ++i) sent.push_back(node->send(Target::all(), "e" + std::to_string(i)));
+  node->wait_delivered(id_of(sent.back()));
+  auto failing = std::make_shared<Inbox>();
+  REQUIRE(node->hub.connect(InboxSink{failing}));
+  failing->refuse = true;
+
+  struct Shared {
+    std::atomic<bool> done{false};
+    ssepp::ConnectResult connected;
+    ssepp::SendResult from_hook;
+    std::shared_ptr<Inbox> resumed = std::make_shared<Inbox>();
+  };
+  auto shared = std::make_unique<Shared>();
+  Shared* sh = shared.get();
+  HookedNode* n = node.get();
+  n->on_drop = [n, sh, first = id_of(sent[0])](ssepp::ClientId) {
+    ConnectOptions o;
+    o.last_event_id = first;
+    sh->connected = n->bus.connect(InboxSink{sh->resumed}, o);
+    sh->from_hook = n->bus.broadcast(ev("from the hook"));
+    sh->done = true;
+  };
+  auto give_up = [&](const char* where) {
+    (void)node.release();
+    (void)shared.release();
+    FAIL("deadlock: a hook calling the bus from " << where << " still blocked after 20 s");
+  };
+
+  // After the hook ran: the replay (`replayed` events), then the hook's event, each once.
+  auto check = [&](std::vector<std::string> want) {
+    REQUIRE(sh->connected);
+    CHECK(sh->connected.replay == Replay::found);
+    CHECK(sh->connected.replayed == want.size());
+    REQUIRE(sh->from_hook);
+    CHECK(node->bus.stats().redis_replays == 1);
+    CHECK(node->hub.stats().drops == 1);
+    want.push_back(entry("message", "from the hook", sh->from_hook.id));
+    CHECK(sh->resumed->wait_until(want.back()) == want);
+    CHECK(failing->now().empty());
+  };
+
+  SECTION("from a hook of the reader's delivery") {
+    // The reader's delivery of `trigger` finds the failing sink: the hook runs on the reader
+    // thread, which holds the bus's delivery mutex.
+    const auto trigger = node->send(Target::all(), "trigger");
+    if (!eventually([&] { return sh->done.load(); }, 20s)) give_up("the reader thread");
+    // `trigger` was delivered before the client connected: it is replayed.
+    check({sent[1], sent[2], trigger});
+  }
+  SECTION("from a hook of tick() on another thread") {
+    Watchdog watchdog;
+    watchdog.run([n] { n->hub.tick(ssepp::Broadcaster<InboxSink>::Clock::now() + 1h); });
+    if (!watchdog.finished_within(20s)) give_up("tick()");
+    REQUIRE(sh->done);
+    check({sent[1], sent[2]});
+  }
+}
