@@ -908,6 +908,7 @@ TEST_CASE("a hook sends through the bus from tick() while a connect replays from
   struct Shared {
     std::atomic<bool> looked_up{false};  // the connecting client's local lookup is done
     std::atomic<pid_t> connecting_tid{0};
+    std::atomic<bool> connect_returned{false};
     ssepp::SendResult from_hook;
     ssepp::ConnectResult connected;
     std::shared_ptr<Inbox> resumed = std::make_shared<Inbox>();
@@ -930,19 +931,25 @@ TEST_CASE("a hook sends through the bus from tick() while a connect replays from
     std::string error;
     if (admin.connect(o, error)) (void)admin.command({"DEBUG", "SLEEP", "1"}, error);
   });
-  REQUIRE(eventually([&] { return server_asleep(port); }, 5s));
+  // The waits that line the threads up are not assertions: on a machine too slow to line them
+  // up within the server's second of sleep the test still checks the outcome, it just no
+  // longer reproduces the interleaving (and says so).
+  if (!eventually([&] { return server_asleep(port); }, 5s)) WARN("DEBUG SLEEP not observed");
   watchdog.run([n, sh, first_id = id_of(sent[0])] {
     sh->connecting_tid = this_thread_tid();
     ConnectOptions o;
     o.last_event_id = first_id;
     sh->connected = n->bus.connect(InboxSink{sh->resumed}, o);
+    sh->connect_returned = true;
   });
   // The connecting thread is blocked in the replay's XRANGE, holding whatever the bus holds
   // there; now tick() takes the delivery lock and its hook sends.
-  CHECK(eventually([&] {
+  const bool lined_up = eventually([&] {
     pid_t tid = sh->connecting_tid.load();
-    return sh->looked_up.load() && tid != 0 && thread_state(tid) == 'S';
-  }, 5s));
+    return sh->connect_returned.load() ||
+           (sh->looked_up.load() && tid != 0 && thread_state(tid) == 'S');
+  }, 5s);
+  if (!lined_up || sh->connect_returned) WARN("the connect was not seen blocked in its replay");
   watchdog.run([n] { n->hub.tick(ssepp::Broadcaster<InboxSink>::Clock::now() + 1h); });
 
   if (!watchdog.finished_within(20s)) {
