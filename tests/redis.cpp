@@ -7,9 +7,12 @@
 #include <ssepp/parser.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,6 +20,9 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "support/catch.hpp"
 #include "support/redis_server.hpp"
@@ -56,6 +62,7 @@ struct Inbox {
   std::condition_variable cv;
   ssepp::Parser parser;
   std::vector<std::string> events;  // "type|data|id"
+  std::atomic<bool> refuse{false};  // the sink fails (returns false) while set
 
   void add(const ssepp::Frame& f) {
     std::lock_guard<std::mutex> lock(m);
@@ -88,6 +95,7 @@ struct Inbox {
 struct InboxSink {
   std::shared_ptr<Inbox> inbox;
   bool send(const ssepp::Frame& f) {
+    if (inbox->refuse.load()) return false;
     inbox->add(f);
     return true;
   }
@@ -213,6 +221,110 @@ struct Cli {
   }
 };
 
+// The kernel's state of one of this process's threads: 'R' running, 'S' blocked in a call
+// (a socket read, a lock), ...; '?' when unknown (Linux's /proc).
+char thread_state(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
+}
+
+pid_t this_thread_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+// True when the server leaves a PING unanswered for 100 ms: it is inside DEBUG SLEEP.
+bool server_asleep(int port) {
+  ssepp::RedisOptions o = redis_at(port);
+  o.timeout = 100ms;
+  ssepp::detail::RedisConnection probe;
+  std::string error;
+  return probe.connect(o, error) && !probe.command({"PING"}, error);
+}
+
+// Runs jobs on threads of their own and waits for all of them, at most `limit`. On time out the
+// threads are detached and left where they are (a deadlocked thread cannot be joined), and false
+// is returned: whatever the jobs use must then be leaked by the caller, never destroyed (the
+// watchdog leaks its own state).
+class Watchdog {
+ public:
+  void run(std::function<void()> job) {
+    threads_.emplace_back([st = state_.get(), job = std::move(job)] {
+      job();
+      std::lock_guard<std::mutex> lock(st->m);
+      ++st->done;
+      st->cv.notify_all();
+    });
+  }
+  bool finished_within(std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> lock(state_->m);
+    bool all = state_->cv.wait_for(lock, limit, [&] { return state_->done == threads_.size(); });
+    lock.unlock();
+    for (auto& t : threads_) {
+      if (all) t.join();
+      else t.detach();
+    }
+    if (!all) state_.release();  // the stuck threads still refer to it
+    threads_.clear();
+    return all;
+  }
+  ~Watchdog() {
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  struct State {
+    std::mutex m;
+    std::condition_variable cv;
+    std::size_t done = 0;
+  };
+  std::unique_ptr<State> state_ = std::make_unique<State>();
+  std::vector<std::thread> threads_;
+};
+
+// A node whose broadcaster calls `on_drop` from its on_disconnect hook and `on_replay` from its
+// on_replay hook (both set by the test before they can run).
+struct HookedNode {
+  std::function<void(ssepp::ClientId)> on_drop;
+  std::function<void(ssepp::ClientId, Replay)> on_replay;
+  Hub hub;
+  Bus bus;
+  HookedNode(int port, std::size_t history)
+      : hub(hooked_options(history, this)), bus(hub, patient(redis_at(port))) {
+    bus.start();
+  }
+  // Outlasts a DEBUG SLEEP 1: the bus's commands wait for the server instead of giving up.
+  static ssepp::RedisOptions patient(ssepp::RedisOptions o) {
+    o.timeout = 5s;
+    return o;
+  }
+  static ssepp::BroadcasterOptions hooked_options(std::size_t history, HookedNode* self) {
+    ssepp::BroadcasterOptions o = node_options(history);
+    o.heartbeat = 1s;
+    o.hooks.on_disconnect = [self](ssepp::ClientId id, ssepp::DisconnectReason) {
+      if (self->on_drop) self->on_drop(id);
+    };
+    o.hooks.on_replay = [self](ssepp::ClientId id, Replay r, std::size_t) {
+      if (self->on_replay) self->on_replay(id, r);
+    };
+    return o;
+  }
+  void wait_ready() {
+    REQUIRE(eventually([&] { return bus.stats().connected && !bus.last_id().empty(); }));
+  }
+  void wait_delivered(const std::string& id) {
+    REQUIRE(eventually([&] {
+      auto cmp = ssepp::stream_id_order(bus.last_id(), id);
+      return cmp && *cmp >= 0;
+    }));
+  }
+  std::string send(const Target& target, const std::string& data) {
+    auto s = bus.send(target, Event{}.with_data(data));
+    REQUIRE(s);
+    return entry("message", data, s.id);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("JSON reader: members, escapes, raw non-string values, errors") {
@@ -241,39 +353,91 @@ TEST_CASE("JSON reader: members, escapes, raw non-string values, errors") {
 }
 
 TEST_CASE("Pub/Sub messages: every target kind, data of any JSON type, and rejections") {
-  Target t;
-  Event e;
-  std::string error;
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"channel":"room"},"event":"chat","data":"hi","id":"9"})", t, e, error));
-  CHECK(t == Target::channel("room"));
-  CHECK(e.type == "chat");
-  CHECK(e.data == "hi");
-  CHECK(e.id == std::optional<std::string>("9"));
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"user":"alice"},"data":{"n":1}})", t, e, error));
-  CHECK(t == Target::user("alice"));
-  CHECK(e.data == R"({"n":1})");
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"pool":"tenant:acme"},"data":"x"})", t, e, error));
-  CHECK(t == Target::pool("tenant:acme"));
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"client":"42"},"data":"x","retry":1500})", t, e, error));
-  CHECK(t == Target::client(42));
-  CHECK(e.retry == std::optional<std::chrono::milliseconds>(1500ms));
-  REQUIRE(ssepp::parse_pubsub_message(R"({"data":"everyone"})", t, e, error));
-  CHECK(t.is_all());
-  REQUIRE(ssepp::parse_pubsub_message(R"({"target":{"all":true},"data":"x"})", t, e, error));
-  CHECK(t.is_all());
+  auto m = ssepp::parse_pubsub_message(R"({"target":{"channel":"room"},"event":"chat","data":"hi","id":"9"})");
+  REQUIRE(m);
+  CHECK(m->target == Target::channel("room"));
+  CHECK(m->event.type == "chat");
+  CHECK(m->event.data == "hi");
+  CHECK(m->event.id == std::optional<std::string>("9"));
+  m = ssepp::parse_pubsub_message(R"({"target":{"user":"alice"},"data":{"n":1}})");
+  REQUIRE(m);
+  CHECK(m->target == Target::user("alice"));
+  CHECK(m->event.data == R"({"n":1})");
+  m = ssepp::parse_pubsub_message(R"({"target":{"pool":"tenant:acme"},"data":"x"})");
+  REQUIRE(m);
+  CHECK(m->target == Target::pool("tenant:acme"));
+  std::string why = "untouched on success";
+  m = ssepp::parse_pubsub_message(R"({"target":{"client":"42"},"data":"x","retry":1500})", &why);
+  REQUIRE(m);
+  CHECK(m->target == Target::client(42));
+  CHECK(m->event.retry == std::optional<std::chrono::milliseconds>(1500ms));
+  CHECK(why == "untouched on success");
+  m = ssepp::parse_pubsub_message(R"({"data":"everyone"})");
+  REQUIRE(m);
+  CHECK(m->target.is_all());
+  m = ssepp::parse_pubsub_message(R"({"target":{"all":true},"data":"x"})");
+  REQUIRE(m);
+  CHECK(m->target.is_all());
+  CHECK(m.error() == std::error_code());
 
-  for (const char* bad : {"not json", R"({"target":"room","data":"x"})",
-                          R"({"target":{"planet":"x"},"data":"x"})",
-                          R"({"target":{"channel":"a","user":"b"},"data":"x"})",
-                          R"({"target":{"channel":""},"data":"x"})",
-                          R"({"event":"a\nb","data":"x"})", R"({"id":"1\n2","data":"x"})",
-                          R"({"data":"x","extra":1})", R"({"retry":-5,"data":"x"})",
-                          R"({"target":{"client":"12a"},"data":"x"})"}) {
-    INFO(bad);
-    error.clear();
-    CHECK_FALSE(ssepp::parse_pubsub_message(bad, t, e, error));
-    CHECK_FALSE(error.empty());
+  // Each rejection: errc::invalid_message, and the reason in words when asked for.
+  const std::vector<std::pair<const char*, const char*>> bad = {
+      {"not json", ""},
+      {R"({"target":"room","data":"x"})", "target must be an object with one key"},
+      {R"({"target":{"planet":"x"},"data":"x"})", "unknown target kind \"planet\""},
+      {R"({"target":{"channel":"a","user":"b"},"data":"x"})", "target must be an object with one key"},
+      {R"({"target":{"channel":""},"data":"x"})", "target value must be a non-empty string"},
+      {R"({"event":"a\nb","data":"x"})", "event type contains a line break"},
+      {R"({"id":"1\n2","data":"x"})", "event id contains a line break"},
+      {R"({"data":"x","extra":1})", "unknown key \"extra\""},
+      {R"({"retry":-5,"data":"x"})", "retry must be a non-negative integer"},
+      {R"({"target":{"client":"12a"},"data":"x"})", "client must be a decimal id"},
+      {R"({"event":1,"data":"x"})", "event must be a string"},
+      {R"({"id":2,"data":"x"})", "id must be a string"}};
+  for (const auto& [text, reason] : bad) {
+    INFO(text);
+    why.clear();
+    auto r = ssepp::parse_pubsub_message(text, &why);
+    CHECK_FALSE(r);
+    CHECK(r.error() == ssepp::errc::invalid_message);
+    CHECK_FALSE(why.empty());
+    CHECK(why.find(reason) != std::string::npos);
+    // Without `why`: the same verdict.
+    auto quiet = ssepp::parse_pubsub_message(text);
+    CHECK(quiet.error() == ssepp::errc::invalid_message);
   }
+}
+
+TEST_CASE("stream_id_order compares Redis stream ids by (ms, seq)") {
+  using ssepp::stream_id_order;
+  CHECK(stream_id_order("1700000000000-0", "1700000000000-1") == -1);
+  CHECK(stream_id_order("1700000000001-0", "1700000000000-9") == 1);
+  CHECK(stream_id_order("1700000000000", "1700000000000-0") == 0);
+  CHECK(stream_id_order("9-0", "10-0") == -1);  // by value, not as text
+  CHECK(stream_id_order("18446744073709551615-18446744073709551615", "0-0") == 1);
+  CHECK_FALSE(stream_id_order("1700000000000-", "1-0"));
+  CHECK_FALSE(stream_id_order("x-0", "1-0"));
+  CHECK_FALSE(stream_id_order("1-0", "18446744073709551616-0"));  // overflow
+  CHECK_FALSE(stream_id_order("", "1-0"));
+}
+
+TEST_CASE("History with stream ids tells too old from unknown") {
+  using ssepp::History;
+  using ssepp::HistoryOptions;
+  History h(HistoryOptions{2, 0ms, ssepp::stream_id_order});
+  auto push = [&](const std::string& id) {
+    h.push(id, Target::all(), ssepp::Frame::from_event(Event{}.with_id(id)), History::Clock::time_point{});
+  };
+  push("1700000000000-0");
+  push("1700000000000-1");
+  push("1700000000005-0");
+  push("1700000000006-0");
+  auto everything = [](const ssepp::HistoryEntry&) { return true; };
+  std::vector<ssepp::Frame> out;
+  CHECK(h.replay_after("1700000000000-0", everything, out) == Replay::too_old);
+  CHECK(h.replay_after("1700000000005-0", everything, out) == Replay::found);
+  CHECK(out.size() == 1);
+  CHECK(h.replay_after("1800000000000-0", everything, out) == Replay::unknown);
 }
 
 TEST_CASE("stream entry targets round-trip, names with any bytes") {
@@ -720,5 +884,154 @@ TEST_CASE("stop() right after start() returns, whatever the reader was doing") {
     bus.stop();
     INFO("round " << i << ", stopped " << pause.count() << " us after start");
     CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+  }
+}
+
+TEST_CASE("a hook sends through the bus from tick() while a connect replays from Redis: no deadlock") {
+  // The broadcaster's tick() finds a failing sink and, holding its delivery lock, calls the
+  // on_disconnect hook, which broadcasts through the bus; meanwhile another thread connects a
+  // client whose Last-Event-ID is past the local history, so the bus replays it from Redis (held
+  // up by DEBUG SLEEP) and then delivers the replay through the broadcaster. Both must finish,
+  // the replay must come first and nothing twice. A deadlock fails after 20 s instead of hanging.
+  testing_redis::RedisServer redis;
+  // Leaked, not destroyed, if the threads below deadlock (they would still use it).
+  auto node = std::make_unique<HookedNode>(redis.port(), 1);  // one event kept locally
+  node->wait_ready();
+  std::vector<std::string> sent;
+  for (int i = 0; i < 3; ++i) sent.push_back(node->send(Target::all(), "e" + std::to_string(i)));
+  node->wait_delivered(id_of(sent.back()));
+
+  auto failing = std::make_shared<Inbox>();
+  REQUIRE(node->hub.connect(InboxSink{failing}));
+  failing->refuse = true;
+
+  struct Shared {
+    std::atomic<bool> looked_up{false};  // the connecting client's local lookup is done
+    std::atomic<pid_t> connecting_tid{0};
+    std::atomic<bool> connect_returned{false};
+    ssepp::SendResult from_hook;
+    ssepp::ConnectResult connected;
+    std::shared_ptr<Inbox> resumed = std::make_shared<Inbox>();
+  };
+  auto shared = std::make_unique<Shared>();
+  Shared* sh = shared.get();
+  HookedNode* n = node.get();
+  n->on_drop = [n, sh](ssepp::ClientId) { sh->from_hook = n->bus.broadcast(ev("from the hook")); };
+  n->on_replay = [sh](ssepp::ClientId, Replay r) {
+    if (r != Replay::found) sh->looked_up = true;  // next: the Redis replay
+  };
+
+  Watchdog watchdog;
+  // DEBUG SLEEP holds the server for a second: the replay's XRANGE waits on it.
+  const int port = redis.port();
+  watchdog.run([port] {
+    ssepp::RedisOptions o = redis_at(port);
+    o.timeout = 10s;
+    ssepp::detail::RedisConnection admin;
+    std::string error;
+    if (admin.connect(o, error)) (void)admin.command({"DEBUG", "SLEEP", "1"}, error);
+  });
+  // The waits that line the threads up are not assertions: on a machine too slow to line them
+  // up within the server's second of sleep the test still checks the outcome, it just no
+  // longer reproduces the interleaving (and says so).
+  if (!eventually([&] { return server_asleep(port); }, 5s)) WARN("DEBUG SLEEP not observed");
+  watchdog.run([n, sh, first_id = id_of(sent[0])] {
+    sh->connecting_tid = this_thread_tid();
+    ConnectOptions o;
+    o.last_event_id = first_id;
+    sh->connected = n->bus.connect(InboxSink{sh->resumed}, o);
+    sh->connect_returned = true;
+  });
+  // The connecting thread is blocked in the replay's XRANGE, holding whatever the bus holds
+  // there; now tick() takes the delivery lock and its hook sends.
+  const bool lined_up = eventually([&] {
+    pid_t tid = sh->connecting_tid.load();
+    return sh->connect_returned.load() ||
+           (sh->looked_up.load() && tid != 0 && thread_state(tid) == 'S');
+  }, 5s);
+  if (!lined_up || sh->connect_returned) WARN("the connect was not seen blocked in its replay");
+  watchdog.run([n] { n->hub.tick(ssepp::Broadcaster<InboxSink>::Clock::now() + 1h); });
+
+  if (!watchdog.finished_within(20s)) {
+    (void)node.release();
+    (void)shared.release();
+    FAIL("deadlock: tick() (its hook sending through the bus) and connect() (replaying from "
+         "Redis) are still blocked after 20 s");
+  }
+  REQUIRE(sh->from_hook);
+  REQUIRE(sh->connected);
+  CHECK(sh->connected.replay == Replay::found);
+  CHECK(sh->connected.replayed == 2);
+  CHECK(node->bus.stats().redis_replays == 1);
+  CHECK(node->hub.stats().drops == 1);
+  // The replay, then the hook's event live, once each.
+  const std::string from_hook = entry("message", "from the hook", sh->from_hook.id);
+  CHECK(sh->resumed->wait_until(from_hook) == std::vector<std::string>{sent[1], sent[2], from_hook});
+  CHECK(failing->now().empty());
+}
+
+TEST_CASE("a hook connects a resuming client and sends through the bus: on the reader thread or another") {
+  // on_disconnect (a failing sink found by a delivery) connects a client whose Last-Event-ID
+  // needs a Redis replay, then broadcasts through the bus. The replay reaches the client before
+  // the live event, each once; it covers the entry whose delivery ran the hook, if any.
+  testing_redis::RedisServer redis;
+  auto node = std::make_unique<HookedNode>(redis.port(), 1);  // leaked if the hook deadlocks
+  node->wait_ready();
+  std::vector<std::string> sent;
+  for (int i = 0; i < 3; ++i) sent.push_back(node->send(Target::all(), "e" + std::to_string(i)));
+  node->wait_delivered(id_of(sent.back()));
+  auto failing = std::make_shared<Inbox>();
+  REQUIRE(node->hub.connect(InboxSink{failing}));
+  failing->refuse = true;
+
+  struct Shared {
+    std::atomic<bool> done{false};
+    ssepp::ConnectResult connected;
+    ssepp::SendResult from_hook;
+    std::shared_ptr<Inbox> resumed = std::make_shared<Inbox>();
+  };
+  auto shared = std::make_unique<Shared>();
+  Shared* sh = shared.get();
+  HookedNode* n = node.get();
+  n->on_drop = [n, sh, first = id_of(sent[0])](ssepp::ClientId) {
+    ConnectOptions o;
+    o.last_event_id = first;
+    sh->connected = n->bus.connect(InboxSink{sh->resumed}, o);
+    sh->from_hook = n->bus.broadcast(ev("from the hook"));
+    sh->done = true;
+  };
+  auto give_up = [&](const char* where) {
+    (void)node.release();
+    (void)shared.release();
+    FAIL("deadlock: a hook calling the bus from " << where << " still blocked after 20 s");
+  };
+
+  // After the hook ran: the replay (`replayed` events), then the hook's event, each once.
+  auto check = [&](std::vector<std::string> want) {
+    REQUIRE(sh->connected);
+    CHECK(sh->connected.replay == Replay::found);
+    CHECK(sh->connected.replayed == want.size());
+    REQUIRE(sh->from_hook);
+    CHECK(node->bus.stats().redis_replays == 1);
+    CHECK(node->hub.stats().drops == 1);
+    want.push_back(entry("message", "from the hook", sh->from_hook.id));
+    CHECK(sh->resumed->wait_until(want.back()) == want);
+    CHECK(failing->now().empty());
+  };
+
+  SECTION("from a hook of the reader's delivery") {
+    // The reader's delivery of `trigger` finds the failing sink: the hook runs on the reader
+    // thread, which holds the bus's delivery mutex.
+    const auto trigger = node->send(Target::all(), "trigger");
+    if (!eventually([&] { return sh->done.load(); }, 20s)) give_up("the reader thread");
+    // `trigger` was delivered before the client connected: it is replayed.
+    check({sent[1], sent[2], trigger});
+  }
+  SECTION("from a hook of tick() on another thread") {
+    Watchdog watchdog;
+    watchdog.run([n] { n->hub.tick(ssepp::Broadcaster<InboxSink>::Clock::now() + 1h); });
+    if (!watchdog.finished_within(20s)) give_up("tick()");
+    REQUIRE(sh->done);
+    check({sent[1], sent[2]});
   }
 }

@@ -195,24 +195,6 @@ inline std::optional<int> decimal_id_order(std::string_view a, std::string_view 
   return detail::three_way(*x, *y);
 }
 
-/// Redis stream ids ("1700000000000-0", or "1700000000000" meaning "-0"), compared by
-/// (milliseconds, sequence). For a broadcaster fed by a Redis Streams bus.
-inline std::optional<int> stream_id_order(std::string_view a, std::string_view b) noexcept {
-  auto parse = [](std::string_view s) -> std::optional<std::pair<std::uint64_t, std::uint64_t>> {
-    auto dash = s.find('-');
-    auto ms = detail::parse_u64(s.substr(0, dash));
-    if (!ms) return std::nullopt;
-    if (dash == std::string_view::npos) return std::pair<std::uint64_t, std::uint64_t>(*ms, 0);
-    auto seq = detail::parse_u64(s.substr(dash + 1));
-    if (!seq) return std::nullopt;
-    return std::pair<std::uint64_t, std::uint64_t>(*ms, *seq);
-  };
-  auto x = parse(a);
-  auto y = parse(b);
-  if (!x || !y) return std::nullopt;
-  return detail::three_way(*x, *y);
-}
-
 /// Bounds of a `History`.
 struct HistoryOptions {
   /// Entries kept at most (oldest evicted first). 0 keeps none: every id but the newest is

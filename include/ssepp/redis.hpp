@@ -14,6 +14,8 @@
 #include <ssepp/detail/json_lite.hpp>
 #include <ssepp/error.hpp>
 #include <ssepp/event.hpp>
+#include <ssepp/history.hpp>
+#include <ssepp/result.hpp>
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -80,7 +82,56 @@ struct RedisStats {
   std::uint64_t redis_replays = 0;  ///< connects replayed from Redis (past the local history)
 };
 
+/// How Redis stream entry ids compare ("1700000000000-0", or "1700000000000" meaning "-0"): by
+/// (milliseconds, sequence), negative, zero or positive like `a <=> b`; `std::nullopt` when either
+/// is not a stream id. The `IdOrder` of a broadcaster fed by a `RedisStreamBus`
+/// (`BroadcasterOptions::id_order`), so that a Last-Event-ID older than its history is told
+/// "too old" rather than "unknown".
+inline std::optional<int> stream_id_order(std::string_view a, std::string_view b) noexcept {
+  auto parse = [](std::string_view s) -> std::optional<std::pair<std::uint64_t, std::uint64_t>> {
+    auto dash = s.find('-');
+    auto ms = detail::parse_u64(s.substr(0, dash));
+    if (!ms) return std::nullopt;
+    if (dash == std::string_view::npos) return std::pair<std::uint64_t, std::uint64_t>(*ms, 0);
+    auto seq = detail::parse_u64(s.substr(dash + 1));
+    if (!seq) return std::nullopt;
+    return std::pair<std::uint64_t, std::uint64_t>(*ms, *seq);
+  };
+  auto x = parse(a);
+  auto y = parse(b);
+  if (!x || !y) return std::nullopt;
+  return detail::three_way(*x, *y);
+}
+
 namespace detail {
+
+/// A mutex that knows whether the calling thread holds it, so that a call re-entering from a
+/// hook on the holding thread neither locks it twice nor waits for itself.
+class OwnedMutex {
+ public:
+  void lock() {
+    m_.lock();
+    owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  }
+  bool try_lock() {
+    if (!m_.try_lock()) return false;
+    owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    return true;
+  }
+  void unlock() {
+    owner_.store(std::thread::id(), std::memory_order_relaxed);
+    m_.unlock();
+  }
+  /// True when the calling thread holds it. (Only the holder stores its own id, so another
+  /// thread never sees its own.)
+  bool held_here() const noexcept {
+    return owner_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  }
+
+ private:
+  std::mutex m_;
+  std::atomic<std::thread::id> owner_{};
+};
 
 /// Keeps a write to a closed connection (Redis gone, or a stop() that shut the socket down) from
 /// raising SIGPIPE, whose default action ends the host process: hiredis writes with write(2)
@@ -381,6 +432,17 @@ inline std::chrono::milliseconds next_backoff(std::chrono::milliseconds d, const
 ///
 /// The local broadcaster must be made with `id_order = stream_id_order`; sends must go through
 /// the bus (a local `send` would reach only this node and use a local id).
+///
+/// Threads: `send`, `connect`, `last_id` and `stats` may be called from any thread, and from the
+/// local broadcaster's sinks and hooks, on any thread (the reader's included), without deadlock:
+/// the bus never holds its Redis connection's lock while delivering or calling out, and never
+/// waits for its delivery lock from inside a delivery. A `send` from a hook makes its Redis round
+/// trip there and then (the local delivery that called the hook waits for it). A `connect` from
+/// inside a local delivery on another thread than the reader, at the moment the reader is about
+/// to deliver an entry, cannot replay from Redis (it would have to wait for the reader, which
+/// waits for that delivery): its replay is then left as the local history's verdict, `too_old`
+/// or `unknown`, and the host sends a snapshot. `start` and `stop` must not be called from a
+/// sink or hook.
 template <class S>
 class RedisStreamBus {
  public:
@@ -422,30 +484,36 @@ class RedisStreamBus {
     if (!ev.comment.empty()) args.insert(args.end(), {"comment", ev.comment});
     if (ev.retry) args.insert(args.end(), {"retry", retry});
 
-    std::lock_guard<std::mutex> lock(send_mutex_);
-    std::string error;
-    auto now = std::chrono::steady_clock::now();
-    if (!send_conn_.connected()) {
-      if (now < send_retry_at_ || !send_conn_.connect(options_, error)) {
-        if (!error.empty()) {  // a real attempt (at most one per retry_min): say why
-          send_retry_at_ = now + options_.retry_min;
-          log("redis: send: cannot connect to " + options_.host + ":" +
-              std::to_string(options_.port) + ": " + error);
+    // send_mutex_ guards the send connection and nothing else: no delivery, no call out (the
+    // log line is written after it is released), so a hook may send while holding the local
+    // delivery lock.
+    std::string error, why;
+    {
+      std::lock_guard<std::mutex> lock(send_mutex_);
+      auto now = std::chrono::steady_clock::now();
+      if (!send_conn_.connected()) {
+        if (now < send_retry_at_ || !send_conn_.connect(options_, error)) {
+          if (!error.empty()) {  // a real attempt (at most one per retry_min): say why
+            send_retry_at_ = now + options_.retry_min;
+            why = "redis: send: cannot connect to " + options_.host + ":" +
+                  std::to_string(options_.port) + ": " + error;
+          }
+          result.error = errc::bus_unavailable;
         }
-        ++publish_errors_;
-        result.error = errc::bus_unavailable;
-        return result;
+      }
+      if (!result.error) {
+        auto reply = send_conn_.command_argv(args, error);
+        if (reply && reply->type == REDIS_REPLY_STRING) {
+          result.id = std::string(detail::reply_text(reply.get()));
+        } else {
+          why = "redis: send failed: " + error;
+          result.error = errc::bus_unavailable;
+        }
       }
     }
-    auto reply = send_conn_.command_argv(args, error);
-    if (!reply || reply->type != REDIS_REPLY_STRING) {
-      ++publish_errors_;
-      log("redis: send failed: " + error);
-      result.error = errc::bus_unavailable;
-      return result;
-    }
-    ++published_;
-    result.id = std::string(detail::reply_text(reply.get()));
+    if (result.error) ++publish_errors_;
+    else ++published_;
+    if (!why.empty()) log(why);
     return result;
   }
 
@@ -460,9 +528,19 @@ class RedisStreamBus {
 
   /// Connects a client to the local broadcaster and, when its Last-Event-ID is past the local
   /// history, replays the missed events from Redis. While it does, this node delivers nothing
-  /// newer, so the replay comes strictly first.
+  /// newer, so the replay comes strictly first, and nothing is both replayed and delivered live.
   ConnectResult connect(S sink, ConnectOptions options) {
-    std::lock_guard<std::mutex> hold(deliver_mutex_);
+    // deliver_mutex_ keeps the reader from delivering between this client's registration and the
+    // end of its replay. This thread may hold it already (a hook of the reader's own delivery, or
+    // of a connect in progress): nothing else delivers then either. Inside a delivery of the
+    // local broadcaster it is only tried: the reader may hold it, waiting for that delivery.
+    const bool in_delivery = detail::DeliveryMark::held(&local_);
+    const bool nested = deliver_mutex_.held_here();
+    std::unique_lock<detail::OwnedMutex> hold(deliver_mutex_, std::defer_lock);
+    if (!nested) {
+      if (in_delivery) (void)hold.try_lock();
+      else hold.lock();
+    }
     std::optional<std::string> last = options.last_event_id;
     std::vector<std::string> channels = options.channels;
     std::string user = options.user;
@@ -470,6 +548,12 @@ class RedisStreamBus {
     ConnectResult r = local_.connect(std::move(sink), std::move(options));
     if (!r || !last || last->empty() || r.replay == Replay::found) return r;
     if (!stream_id_order(*last, *last)) return r;  // not a stream id: unknown
+    if (!nested && !hold.owns_lock()) {
+      log("redis: no replay from Redis for a client connected from inside a delivery while the "
+          "reader was delivering: replay left " +
+          std::string(r.replay == Replay::too_old ? "too old" : "unknown"));
+      return r;
+    }
     for (const auto& refused : r.refused_channels)
       channels.erase(std::remove(channels.begin(), channels.end(), refused), channels.end());
     auto in_pool = [&](std::string_view p) {
@@ -479,7 +563,7 @@ class RedisStreamBus {
     auto in_channel = [&](std::string_view c) {
       return std::find(channels.begin(), channels.end(), c) != channels.end();
     };
-    replay_from_redis(r, *last, in_pool, in_channel);
+    replay_from_redis(r, *last, in_pool, in_channel, in_delivery);
     return r;
   }
 
@@ -506,45 +590,69 @@ class RedisStreamBus {
     if (options_.on_log) options_.on_log(line);
   }
 
+  /// The entries after `last` up to `upto`, read from Redis under send_mutex_ (and nothing but
+  /// the Redis commands under it). `too_old` when `last` left the stream or more than
+  /// replay_limit entries follow it; nullopt when Redis could not be asked (`error` says why).
+  std::optional<Replay> fetch_range(const std::string& last, const std::string& upto,
+                                    detail::RedisReplyPtr& range, std::string& error) {
+    std::lock_guard<std::mutex> lock(send_mutex_);
+    if (!send_conn_.connected() && !send_conn_.connect(options_, error)) return std::nullopt;
+    // Is `last` still in the stream? Its entry, or an older one, must be there.
+    auto first = send_conn_.command({"XRANGE", options_.stream, "-", "+", "COUNT", "1"}, error);
+    if (!first || first->type != REDIS_REPLY_ARRAY) return std::nullopt;
+    if (first->elements == 0) return Replay::too_old;  // trimmed to nothing
+    auto first_id = detail::reply_text(first->element[0]->elements ? first->element[0]->element[0]
+                                                                   : nullptr);
+    auto vs_first = stream_id_order(last, first_id);
+    if (!vs_first || *vs_first < 0) return Replay::too_old;
+    std::string start = "(" + last;
+    std::string count = std::to_string(options_.replay_limit + 1);
+    range = send_conn_.command({"XRANGE", options_.stream, start, upto, "COUNT", count}, error);
+    if (!range || range->type != REDIS_REPLY_ARRAY) return std::nullopt;
+    if (range->elements > options_.replay_limit) return Replay::too_old;
+    return Replay::found;
+  }
+
+  /// Replays from Redis what client `r.id` missed after `last`, up to what this node delivered.
+  /// Called holding deliver_mutex_ (directly or through the reader); `queued` when called from
+  /// inside a local delivery, which runs the replay right after itself, before anything newer.
   template <class InPool, class InChannel>
   void replay_from_redis(ConnectResult& r, const std::string& last, InPool& in_pool,
-                         InChannel& in_channel) {
+                         InChannel& in_channel, bool queued) {
     std::string upto;
     {
       std::lock_guard<std::mutex> lock(state_mutex_);
-      upto = last_id_;
+      // From a hook of the reader's delivery of an entry, that entry is the last one delivered:
+      // the client was registered after its recipients were chosen.
+      upto = delivering_.empty() ? last_id_ : delivering_;
     }
     if (upto.empty()) return;
     auto cmp = stream_id_order(last, upto);
     if (!cmp || *cmp >= 0) return;  // not before what this node delivered: nothing to replay
-    std::lock_guard<std::mutex> lock(send_mutex_);
+    detail::RedisReplyPtr range;
     std::string error;
-    if (!send_conn_.connected() && !send_conn_.connect(options_, error)) return;
-    // Is `last` still in the stream? Its entry, or an older one, must be there.
-    auto first = send_conn_.command({"XRANGE", options_.stream, "-", "+", "COUNT", "1"}, error);
-    if (!first || first->type != REDIS_REPLY_ARRAY || first->elements == 0) return;
-    auto first_id = detail::reply_text(first->element[0]->elements ? first->element[0]->element[0]
-                                                                   : nullptr);
-    auto vs_first = stream_id_order(last, first_id);
-    if (!vs_first || *vs_first < 0) {
-      r.replay = Replay::too_old;
+    std::optional<Replay> fetched = fetch_range(last, upto, range, error);
+    if (!fetched) {
+      log("redis: cannot replay from the stream " + options_.stream + ": " + error);
       return;
     }
-    std::string start = "(" + last;
-    std::string count = std::to_string(options_.replay_limit + 1);
-    auto range = send_conn_.command({"XRANGE", options_.stream, start, upto, "COUNT", count}, error);
-    if (!range || range->type != REDIS_REPLY_ARRAY) return;
-    if (range->elements > options_.replay_limit) {
-      r.replay = Replay::too_old;
+    if (*fetched != Replay::found) {
+      r.replay = *fetched;
       return;
     }
+    // send_mutex_ is released: a sink or hook that sends through the bus while this delivers
+    // finds it free.
     std::size_t sent = 0;
     for (std::size_t i = 0; i < range->elements; ++i) {
       Target target;
       Event ev;
       if (!detail::decode_entry(range->element[i], target, ev)) continue;
       if (!target.matches(r.id, in_pool, in_channel)) continue;
-      if (!local_.deliver_to(r.id, Frame::from_event(ev))) return;
+      if (queued) {
+        (void)local_.send_encoded(Target::client(r.id), Frame::from_event(ev));
+      } else if (!local_.deliver_to(r.id, Frame::from_event(ev))) {
+        return;  // the client's sink failed: it is gone
+      }
       ++sent;
     }
     r.replay = Replay::found;
@@ -630,9 +738,11 @@ class RedisStreamBus {
     std::string id = entry && entry->type == REDIS_REPLY_ARRAY && entry->elements > 0
                          ? std::string(detail::reply_text(entry->element[0]))
                          : std::string();
-    std::lock_guard<std::mutex> hold(deliver_mutex_);
+    std::lock_guard<detail::OwnedMutex> hold(deliver_mutex_);
     if (detail::decode_entry(entry, target, ev)) {
+      set_delivering(id);
       (void)local_.send(target, std::move(ev));
+      set_delivering({});
     } else {
       ++malformed_;
       log("redis: skipped a malformed stream entry " + id);
@@ -643,29 +753,36 @@ class RedisStreamBus {
     }
   }
 
+  void set_delivering(std::string id) {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    delivering_ = std::move(id);
+  }
+
   Broadcaster<S>& local_;
   RedisOptions options_;
   std::thread reader_;
   detail::Stopper stopper_;
   detail::RedisConnection reader_conn_;
   detail::RedisConnection send_conn_;
-  std::mutex send_mutex_;
+  // Lock order: deliver_mutex_, then the local broadcaster's delivery lock, then send_mutex_ or
+  // state_mutex_ (each taken alone, around Redis commands or a string copy, never while
+  // delivering or calling out). The delivery lock is never held while waiting for
+  // deliver_mutex_ (only tried then).
+  std::mutex send_mutex_;             // send_conn_ and send_retry_at_
   std::chrono::steady_clock::time_point send_retry_at_{};
-  std::mutex deliver_mutex_;          // held while an entry is delivered or a client replayed
-  mutable std::mutex state_mutex_;
+  detail::OwnedMutex deliver_mutex_;  // held while an entry is delivered or a client replayed
+  mutable std::mutex state_mutex_;    // last_id_, delivering_
   std::string last_id_;
+  std::string delivering_;  // the entry the reader is delivering now, "" between entries
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> published_{0}, publish_errors_{0}, received_{0}, malformed_{0},
       reconnects_{0}, redis_replays_{0};
 };
 
-/// Reads one Pub/Sub interop message:
-/// `{"target": {"channel": "…"} | {"user": "…"} | {"pool": "…"} | {"client": "…"} | {"all": true},
-///   "event": "…", "data": "…" (or any JSON value, delivered as its JSON text), "id": "…",
-///   "retry": ms}`; every key but data optional, no target means everyone. Returns false with a
-/// reason for anything else.
-inline bool parse_pubsub_message(std::string_view text, Target& target, Event& ev,
-                                 std::string& error) {
+namespace detail {
+/// parse_pubsub_message's reader: false with the reason in `error`.
+inline bool read_pubsub_message(std::string_view text, Target& target, Event& ev,
+                                std::string& error) {
   std::vector<detail::JsonMember> top;
   if (!detail::JsonReader(text).object(top, error)) return false;
   ev = Event{};
@@ -723,6 +840,30 @@ inline bool parse_pubsub_message(std::string_view text, Target& target, Event& e
     return false;
   }
   return true;
+}
+}  // namespace detail
+
+/// One Pub/Sub interop message: who it is for, and the event.
+struct PubSubMessage {
+  Target target;
+  Event event;
+};
+
+/// Reads one Pub/Sub interop message:
+/// `{"target": {"channel": "…"} | {"user": "…"} | {"pool": "…"} | {"client": "…"} | {"all": true},
+///   "event": "…", "data": "…" (or any JSON value, delivered as its JSON text), "id": "…",
+///   "retry": ms}`; every key but data optional, no target means everyone.
+/// Anything else fails with `errc::invalid_message` (never an exception: the text is untrusted).
+/// The code says only "malformed"; when `why` is given it receives the reason in words, e.g.
+/// `unknown key "extra"` or `event type contains a line break (CR or LF)`, for a log line or a
+/// reply to the publisher.
+inline Result<PubSubMessage> parse_pubsub_message(std::string_view text,
+                                                  std::string* why = nullptr) {
+  PubSubMessage m;
+  std::string error;
+  if (detail::read_pubsub_message(text, m.target, m.event, error)) return m;
+  if (why) *why = error.empty() ? make_error_code(errc::invalid_message).message() : std::move(error);
+  return errc::invalid_message;
 }
 
 /// Delivers the JSON messages other services PUBLISH on `RedisOptions::channel` to this node's
@@ -804,11 +945,9 @@ class RedisPubSubBridge {
           detail::reply_text(reply->element[0]) != "message")
         continue;
       ++received_;
-      Target target;
-      Event ev;
       std::string why;
-      if (parse_pubsub_message(detail::reply_text(reply->element[2]), target, ev, why)) {
-        (void)local_.send(target, std::move(ev));
+      if (auto m = parse_pubsub_message(detail::reply_text(reply->element[2]), &why)) {
+        (void)local_.send(m->target, std::move(m->event));
       } else {
         ++malformed_;
         log("redis: dropped a malformed message: " + why);

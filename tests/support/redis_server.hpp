@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -38,6 +39,22 @@ inline int free_port() {
   }
   ::close(fd);
   return ntohs(a.sin_port);
+}
+
+/// The major version of the installed redis-server (`redis-server --version`), 0 if unknown.
+inline int server_major_version() {
+  static const int major = [] {
+    int v = 0;
+    if (FILE* p = ::popen("redis-server --version 2>/dev/null", "r")) {
+      char line[256] = {};
+      if (std::fgets(line, sizeof line, p)) {
+        if (const char* at = std::strstr(line, " v=")) v = std::atoi(at + 3);
+      }
+      ::pclose(p);
+    }
+    return v;
+  }();
+  return major;
 }
 
 /// True when something accepts TCP connections on 127.0.0.1:port.
@@ -85,6 +102,10 @@ class RedisServer {
                                       "--appendfsync", durable_ ? "always" : "everysec",
                                       "--save", "", "--daemonize", "no", "--loglevel", "warning",
                                       "--logfile", log};
+    // DEBUG (e.g. DEBUG SLEEP, to hold the server still while a test lines threads up) is off by
+    // default since Redis 7 and must be enabled on the command line; older servers have it on
+    // and do not know the option.
+    if (server_major_version() >= 7) args.insert(args.end(), {"--enable-debug-command", "yes"});
     args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
