@@ -15,3 +15,4 @@
 #include <ssepp/broadcaster.hpp>
 #include <ssepp/http.hpp>
 #include <ssepp/client.hpp>
+#include <ssepp/format.hpp>
