@@ -6,6 +6,7 @@
 #include <ssepp/encoder.hpp>
 #include <ssepp/format.hpp>
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include <random>
@@ -126,6 +127,30 @@ int run_format(const bench::Args& args) {
     }
     return n;
   };
+  // The same two with a format string compiled by FMT_COMPILE (no run-time parsing).
+  auto formatted_compiled = [&ts] {
+    std::size_t n = 0;
+    for (const Tick& t : ts) {
+      ssepp::Frame f = ssepp::format_frame(
+          {"price", t.id}, FMT_COMPILE("{{\"sym\":\"{}\",\"px\":{},\"qty\":{},\"ts\":{}}}"), t.sym,
+          t.px, t.qty, t.ts);
+      bench::do_not_optimize(f.data());
+      n += f.size();
+    }
+    return n;
+  };
+  auto two_steps_compiled = [&ts] {
+    std::size_t n = 0;
+    for (const Tick& t : ts) {
+      ssepp::Frame f = ssepp::Frame::from_event(
+          ssepp::Event{}.with_type("price").with_id(t.id).with_data(
+              fmt::format(FMT_COMPILE("{{\"sym\":\"{}\",\"px\":{},\"qty\":{},\"ts\":{}}}"), t.sym,
+                          t.px, t.qty, t.ts)));
+      bench::do_not_optimize(f.data());
+      n += f.size();
+    }
+    return n;
+  };
   // The floor: the same formatting into a stack buffer, no frame at all.
   auto format_only = [&ts] {
     std::size_t n = 0;
@@ -138,7 +163,8 @@ int run_format(const bench::Args& args) {
     }
     return n;
   };
-  if (formatted() != two_steps()) {
+  if (formatted() != two_steps() || formatted_compiled() != two_steps_compiled() ||
+      formatted() != formatted_compiled()) {
     std::fprintf(stderr, "format: the two contenders disagree\n");
     return 1;
   }
@@ -149,12 +175,15 @@ int run_format(const bench::Args& args) {
     };
   };
   auto t = bench::interleaved_medians(quick ? 7 : 21,
-                                      {trial(formatted), trial(two_steps), trial(format_only)});
+                                      {trial(formatted), trial(two_steps), trial(format_only),
+                                       trial(formatted_compiled), trial(two_steps_compiled)});
   const double frames = static_cast<double>(rounds) * static_cast<double>(ts.size());
   bench::print_figure("encode/json_tick/format_frame", frames / t[0], "frames/s",
                       "fmt::format + encode", frames / t[1]);
   bench::print_figure("encode/json_tick/format_frame", frames / t[0], "frames/s",
                       "fmt::format_to a stack buffer, no frame (floor)", frames / t[2]);
+  bench::print_figure("encode/json_tick/format_frame_compiled", frames / t[3], "frames/s",
+                      "fmt::format + encode, both FMT_COMPILE", frames / t[4]);
   return 0;
 }
 

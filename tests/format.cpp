@@ -2,6 +2,7 @@
 // try_ twins, and the fmt formatters' wire and debug forms.
 #include <ssepp/format.hpp>
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include <atomic>
@@ -331,4 +332,21 @@ TEST_CASE("enums format as their names; {:?} adds the type; string specs apply")
   // Every errc has a name (the switch has no default, so a new code without one warns).
   for (int e = 1; e <= static_cast<int>(ssepp::errc::invalid_message); ++e)
     CHECK(fmt::format("{}", static_cast<ssepp::errc>(e)) != "unknown");
+}
+
+TEST_CASE("format_frame takes FMT_COMPILE format strings too") {
+  std::string sym = "ACME";
+  auto f = ssepp::format_frame({"price", "7"}, FMT_COMPILE("{{\"sym\":\"{}\",\"px\":{}}}"), sym,
+                               12.5);
+  CHECK(f.view() == "event: price\nid: 7\ndata: {\"sym\":\"ACME\",\"px\":12.5}\n\n");
+  CHECK(ssepp::format_frame({}, FMT_COMPILE("{}\r\n{}"), 1, 2).view() == "data: 1\ndata: 2\n\n");
+  auto bad = ssepp::try_format_frame({"a\nb"}, FMT_COMPILE("{}"), 1);
+  CHECK(bad.error() == ssepp::errc::invalid_event_type);
+  CHECK_THROWS_AS(ssepp::format_frame({"", "\r"}, FMT_COMPILE("{}"), 1), ssepp::Error);
+  std::size_t before = g_allocations.load();
+  auto g = ssepp::format_frame({"price"}, FMT_COMPILE("{{\"sym\":\"{}\",\"px\":{}}}"), sym, 1.5);
+  CHECK(g_allocations.load() - before == 1);
+  // Runtime format strings still take the checked overload.
+  CHECK(ssepp::format_frame({}, fmt::runtime("{}-{}"), 1, 2).view() == "data: 1-2\n\n");
+  CHECK_THROWS_AS(ssepp::format_frame({}, fmt::runtime("{:d}"), "x"), fmt::format_error);
 }

@@ -16,6 +16,7 @@
 #include <ssepp/parser.hpp>
 #include <ssepp/result.hpp>
 
+#include <fmt/compile.h>  // FMT_COMPILE format strings, for the compiled format_frame
 #include <fmt/format.h>
 
 #include <chrono>
@@ -23,6 +24,7 @@
 #include <optional>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 SSEPP_BEGIN_NAMESPACE
@@ -146,6 +148,44 @@ Frame format_frame(const EventHead& head, fmt::format_string<Args...> format, Ar
 template <class... Args>
 Result<Frame> try_format_frame(const EventHead& head, fmt::format_string<Args...> format,
                                Args&&... args) {
+  if (auto ec = detail::validate_head(head)) return ec;
+  fmt::memory_buffer data;
+  fmt::format_to(fmt::appender(data), format, std::forward<Args>(args)...);
+  return detail::head_frame(head, std::string_view(data.data(), data.size()));
+}
+
+namespace detail {
+/// True for format strings that `fmt::format_to` takes but `fmt::format_string` does not: the
+/// compiled ones, `FMT_COMPILE("...")` (from <fmt/compile.h>).
+template <class... Args>
+struct TypeList {};
+template <class S, class List, class = void>
+struct is_compiled_format_impl : std::false_type {};
+template <class S, class... Args>
+struct is_compiled_format_impl<
+    S, TypeList<Args...>,
+    std::void_t<decltype(fmt::format_to(std::declval<fmt::appender>(), std::declval<const S&>(),
+                                        std::declval<Args>()...))>>
+    : std::bool_constant<!std::is_convertible_v<const S&, fmt::format_string<Args...>>> {};
+template <class S, class... Args>
+inline constexpr bool is_compiled_format_v = is_compiled_format_impl<S, TypeList<Args...>>::value;
+}  // namespace detail
+
+/// As `format_frame`, with a format string compiled by `FMT_COMPILE`: no format string is parsed
+/// at run time, the fastest way to format an event.
+template <class S, class... Args,
+          std::enable_if_t<detail::is_compiled_format_v<S, Args...>, int> = 0>
+Frame format_frame(const EventHead& head, const S& format, Args&&... args) {
+  if (auto ec = detail::validate_head(head)) detail::throw_error(ec);
+  fmt::memory_buffer data;
+  fmt::format_to(fmt::appender(data), format, std::forward<Args>(args)...);
+  return detail::head_frame(head, std::string_view(data.data(), data.size()));
+}
+
+/// As `try_format_frame`, with a format string compiled by `FMT_COMPILE`.
+template <class S, class... Args,
+          std::enable_if_t<detail::is_compiled_format_v<S, Args...>, int> = 0>
+Result<Frame> try_format_frame(const EventHead& head, const S& format, Args&&... args) {
   if (auto ec = detail::validate_head(head)) return ec;
   fmt::memory_buffer data;
   fmt::format_to(fmt::appender(data), format, std::forward<Args>(args)...);
