@@ -109,6 +109,15 @@ inline Frame head_frame(const EventHead& h, std::string_view data) {
   return Frame::build(l.size, [&](char* out) { write_event(out, h, data, l); });
 }
 
+/// The frame of a valid head and the data `format` makes of `args`: formatted into a stack
+/// buffer (fmt::memory_buffer, 500 bytes inline), then encoded into the frame's allocation.
+template <class Format, class... Args>
+Frame formatted_frame(const EventHead& h, const Format& format, Args&&... args) {
+  fmt::memory_buffer data;
+  fmt::format_to(fmt::appender(data), format, std::forward<Args>(args)...);
+  return head_frame(h, std::string_view(data.data(), data.size()));
+}
+
 }  // namespace detail
 
 /// The frame of the event `head` + `data`, written into the frame's one allocation (the same
@@ -138,9 +147,7 @@ inline Frame make_frame(const EventHead& head, std::string_view data) {
 template <class... Args>
 Frame format_frame(const EventHead& head, fmt::format_string<Args...> format, Args&&... args) {
   if (auto ec = detail::validate_head(head)) detail::throw_error(ec);
-  fmt::memory_buffer data;
-  fmt::format_to(fmt::appender(data), format, std::forward<Args>(args)...);
-  return detail::head_frame(head, std::string_view(data.data(), data.size()));
+  return detail::formatted_frame(head, format, std::forward<Args>(args)...);
 }
 
 /// As `format_frame`, returning errc::invalid_event_type, invalid_event_id or invalid_retry
@@ -149,16 +156,14 @@ template <class... Args>
 Result<Frame> try_format_frame(const EventHead& head, fmt::format_string<Args...> format,
                                Args&&... args) {
   if (auto ec = detail::validate_head(head)) return ec;
-  fmt::memory_buffer data;
-  fmt::format_to(fmt::appender(data), format, std::forward<Args>(args)...);
-  return detail::head_frame(head, std::string_view(data.data(), data.size()));
+  return detail::formatted_frame(head, format, std::forward<Args>(args)...);
 }
 
 namespace detail {
-/// True for format strings that `fmt::format_to` takes but `fmt::format_string` does not: the
-/// compiled ones, `FMT_COMPILE("...")` (from <fmt/compile.h>).
 template <class... Args>
 struct TypeList {};
+/// True for format strings that `fmt::format_to` takes but `fmt::format_string` does not: the
+/// compiled ones, `FMT_COMPILE("...")` (from <fmt/compile.h>).
 template <class S, class List, class = void>
 struct is_compiled_format_impl : std::false_type {};
 template <class S, class... Args>
@@ -177,9 +182,7 @@ template <class S, class... Args,
           std::enable_if_t<detail::is_compiled_format_v<S, Args...>, int> = 0>
 Frame format_frame(const EventHead& head, const S& format, Args&&... args) {
   if (auto ec = detail::validate_head(head)) detail::throw_error(ec);
-  fmt::memory_buffer data;
-  fmt::format_to(fmt::appender(data), format, std::forward<Args>(args)...);
-  return detail::head_frame(head, std::string_view(data.data(), data.size()));
+  return detail::formatted_frame(head, format, std::forward<Args>(args)...);
 }
 
 /// As `try_format_frame`, with a format string compiled by `FMT_COMPILE`.
@@ -187,9 +190,7 @@ template <class S, class... Args,
           std::enable_if_t<detail::is_compiled_format_v<S, Args...>, int> = 0>
 Result<Frame> try_format_frame(const EventHead& head, const S& format, Args&&... args) {
   if (auto ec = detail::validate_head(head)) return ec;
-  fmt::memory_buffer data;
-  fmt::format_to(fmt::appender(data), format, std::forward<Args>(args)...);
-  return detail::head_frame(head, std::string_view(data.data(), data.size()));
+  return detail::formatted_frame(head, format, std::forward<Args>(args)...);
 }
 
 namespace detail {
