@@ -1,7 +1,9 @@
 // ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
 //
-// fmt integration: events formatted straight into a Frame (`format_frame`), and `fmt::formatter`s
-// for Event, EventView, Frame and the public enums. Works with fmt 9, 10 and 11.
+// fmt integration: events formatted straight into a Frame (`format_frame`), frames made from views
+// (`make_frame`), and `fmt::formatter`s for Event, EventView, Frame and the public enums. Uses
+// only the fmt API that fmt 9, 10 and 11 share (fmt 9 has no `{:?}` for strings: the escaping is
+// ours, the same on every version).
 #pragma once
 
 #include <ssepp/broadcaster.hpp>
