@@ -1,7 +1,13 @@
 // ssepp-bench encode [--quick]: encoder throughput (MB/s of output) for three event shapes, beside
 // a naive std::ostringstream encoder and a plain append of the fields with no validation and no
-// line splitting (the floor), all in the same run on the same events.
+// line splitting (the floor), all in the same run on the same events; then the `format` rows.
+// ssepp-bench format [--quick]: just the format rows, frames/s of format_frame (data formatted
+// into the frame's one allocation) beside fmt::format + Frame::from_event on the same JSON ticks.
 #include <ssepp/encoder.hpp>
+#include <ssepp/format.hpp>
+
+#include <fmt/compile.h>
+#include <fmt/format.h>
 
 #include <random>
 #include <sstream>
@@ -74,6 +80,113 @@ std::vector<Shape> shapes() {
   return out;
 }
 
+/// A price tick, formatted as JSON into the event's data.
+struct Tick {
+  std::string sym;
+  double px;
+  int qty;
+  long long ts;
+  std::string id;
+};
+
+std::vector<Tick> ticks() {
+  static const char* const syms[] = {"ACME", "GLOBEX", "INITECH", "UMBRELLA", "HOOLI", "STARK"};
+  std::mt19937 rng(3);
+  std::vector<Tick> out;
+  for (int i = 0; i < 512; ++i)
+    out.push_back({syms[rng() % 6], static_cast<double>(rng() % 1000000) / 100.0,
+                   static_cast<int>(rng() % 5000), 1764700000000LL + i,
+                   std::to_string(100000 + i)});
+  return out;
+}
+
+// format_frame against the usual two steps, fmt::format then encode, on the same ticks.
+int run_format(const bench::Args& args) {
+  const bool quick = bench::has_flag(args, "--quick");
+  const std::vector<Tick> ts = ticks();
+  auto formatted = [&ts] {
+    std::size_t n = 0;
+    for (const Tick& t : ts) {
+      ssepp::Frame f = ssepp::format_frame({"price", t.id},
+                                           "{{\"sym\":\"{}\",\"px\":{},\"qty\":{},\"ts\":{}}}",
+                                           t.sym, t.px, t.qty, t.ts);
+      bench::do_not_optimize(f.data());
+      n += f.size();
+    }
+    return n;
+  };
+  auto two_steps = [&ts] {
+    std::size_t n = 0;
+    for (const Tick& t : ts) {
+      ssepp::Frame f = ssepp::Frame::from_event(
+          ssepp::Event{}.with_type("price").with_id(t.id).with_data(
+              fmt::format("{{\"sym\":\"{}\",\"px\":{},\"qty\":{},\"ts\":{}}}", t.sym, t.px,
+                          t.qty, t.ts)));
+      bench::do_not_optimize(f.data());
+      n += f.size();
+    }
+    return n;
+  };
+  // The same two with a format string compiled by FMT_COMPILE (no run-time parsing).
+  auto formatted_compiled = [&ts] {
+    std::size_t n = 0;
+    for (const Tick& t : ts) {
+      ssepp::Frame f = ssepp::format_frame(
+          {"price", t.id}, FMT_COMPILE("{{\"sym\":\"{}\",\"px\":{},\"qty\":{},\"ts\":{}}}"), t.sym,
+          t.px, t.qty, t.ts);
+      bench::do_not_optimize(f.data());
+      n += f.size();
+    }
+    return n;
+  };
+  auto two_steps_compiled = [&ts] {
+    std::size_t n = 0;
+    for (const Tick& t : ts) {
+      ssepp::Frame f = ssepp::Frame::from_event(
+          ssepp::Event{}.with_type("price").with_id(t.id).with_data(
+              fmt::format(FMT_COMPILE("{{\"sym\":\"{}\",\"px\":{},\"qty\":{},\"ts\":{}}}"), t.sym,
+                          t.px, t.qty, t.ts)));
+      bench::do_not_optimize(f.data());
+      n += f.size();
+    }
+    return n;
+  };
+  // The floor: the same formatting into a stack buffer, no frame at all.
+  auto format_only = [&ts] {
+    std::size_t n = 0;
+    for (const Tick& t : ts) {
+      fmt::memory_buffer b;
+      fmt::format_to(fmt::appender(b), "{{\"sym\":\"{}\",\"px\":{},\"qty\":{},\"ts\":{}}}", t.sym,
+                     t.px, t.qty, t.ts);
+      bench::do_not_optimize(b.data());
+      n += b.size();
+    }
+    return n;
+  };
+  if (formatted() != two_steps() || formatted_compiled() != two_steps_compiled() ||
+      formatted() != formatted_compiled()) {
+    std::fprintf(stderr, "format: the two contenders disagree\n");
+    return 1;
+  }
+  const int rounds = quick ? 40 : 400;
+  auto trial = [rounds](auto& f) {
+    return [&f, rounds] {
+      for (int i = 0; i < rounds; ++i) bench::do_not_optimize(f());
+    };
+  };
+  auto t = bench::interleaved_medians(quick ? 7 : 21,
+                                      {trial(formatted), trial(two_steps), trial(format_only),
+                                       trial(formatted_compiled), trial(two_steps_compiled)});
+  const double frames = static_cast<double>(rounds) * static_cast<double>(ts.size());
+  bench::print_figure("encode/json_tick/format_frame", frames / t[0], "frames/s",
+                      "fmt::format + encode", frames / t[1]);
+  bench::print_figure("encode/json_tick/format_frame", frames / t[0], "frames/s",
+                      "fmt::format_to a stack buffer, no frame (floor)", frames / t[2]);
+  bench::print_figure("encode/json_tick/format_frame_compiled", frames / t[3], "frames/s",
+                      "fmt::format + encode, both FMT_COMPILE", frames / t[4]);
+  return 0;
+}
+
 int run(const bench::Args& args) {
   const bool quick = bench::has_flag(args, "--quick");
   std::string buf;
@@ -136,10 +249,13 @@ int run(const bench::Args& args) {
     bench::print_figure(base + "/encode_to", mbps[0], "MB/s", "plain append (floor)", mbps[3]);
     bench::print_figure(base + "/frame", mbps[1], "MB/s", "naive ostringstream", mbps[2]);
   }
-  return 0;
+  return run_format(args);
 }
 
 bench::Register reg("encode", "encode [--quick]   encoder MB/s vs naive ostringstream and plain append",
                     run);
+bench::Register reg_format("format",
+                           "format [--quick]   format_frame vs fmt::format + encode, frames/s",
+                           run_format);
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "page.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -536,12 +537,13 @@ void App::run_jobs(Clock::time_point now) {
 Response App::metrics() {
   Response r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  std::string& out = r.body;
-  auto metric = [&](const char* name, const char* type, const char* help, double value) {
-    char line[512];
-    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name,
-                  type, name, value);
-    out += line;
+  // Prometheus text format, built in one stack-first buffer (17 significant digits: every
+  // counter below 2^53 prints as the integer it is).
+  fmt::memory_buffer out;
+  auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
+                    double value) {
+    fmt::format_to(fmt::appender(out), "# HELP {0} {2}\n# TYPE {0} {1}\n{0} {3:.17g}\n", name, type,
+                   help, value);
   };
   const auto st = hub_.stats();
   metric("ssepp_clients", "gauge", "Connected stream clients.", static_cast<double>(st.clients));
@@ -612,6 +614,7 @@ Response App::metrics() {
     metric("ssepp_demo_jobs_running", "gauge", "Simulated jobs running.",
            static_cast<double>(jobs_.size()));
   }
+  r.body = fmt::to_string(out);
   return r;
 }
 

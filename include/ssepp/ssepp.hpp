@@ -17,3 +17,4 @@
 #include <ssepp/cors.hpp>
 #include <ssepp/client.hpp>
 #include <ssepp/testing.hpp>
+#include <ssepp/format.hpp>

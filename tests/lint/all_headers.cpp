@@ -32,6 +32,12 @@ int main() try {
   (void)box.take_all(out);
   ssepp::Client client;
   (void)client.request_headers();
+  ssepp::Frame f = ssepp::format_frame({"t", "1"}, "{} {}", 1, s);
+  (void)ssepp::try_format_frame({"t"}, "{}", 2.5);
+  (void)ssepp::make_frame({}, s);
+  s = fmt::format("{} {:?} {} {:?} {:>8} {:?}", ssepp::Event{}, ssepp::Event{}, f, f,
+                  ssepp::errc::closed, ssepp::Replay::found);
+  s += fmt::format("{} {:?}", ssepp::EventView{}, ssepp::EventView{});
   return 0;
 } catch (...) {
   return 1;
