@@ -1,8 +1,12 @@
 // ssepp-bench compress [--mb N] [--sweep]: what per-stream compression (compress.hpp) buys and
-// costs on the json ticker and LLM token corpora: bytes on the wire per event, plain vs gzip, at
-// one event per flush and at ten; CPU ns per event compressing; bytes zlib holds per active and
-// per idle stream (counted through zlib's allocator hooks). --sweep adds every window / memory
-// level pair, to show what the defaults give up against zlib's own (15, 8).
+// costs: bytes on the wire per event, plain vs gzip, at one event per flush and at ten; CPU ns per
+// event compressing; bytes zlib holds per active and per idle stream (counted through zlib's
+// allocator hooks). --sweep adds every window / memory level pair, to show what the defaults give
+// up against zlib's own (15, 8). Four streams:
+//   json    corpus.hpp's json shape: its "note" is random letters, near incompressible
+//   llm     corpus.hpp's llm shape: a minimal chunk, random-letter tokens
+//   ticks   the demo's price feed as sent: event: price, an id, {"change","price","symbol"}
+//   tokens  OpenAI chat.completion.chunk events as sent, English-word tokens
 #include <ssepp/compress.hpp>
 
 #include <chrono>
@@ -28,6 +32,54 @@ std::vector<std::string_view> split_events(const std::string& stream) {
     from = end + 2;
   }
   return out;
+}
+
+/// The demo's price ticks: eight symbols, a random walk, the demo's JSON (keys sorted).
+std::string ticks_stream(std::size_t bytes) {
+  static const char* const symbols[] = {"AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA", "META", "NFLX"};
+  double prices[8] = {187.45, 402.1, 141.8, 178.25, 121.4, 248.5, 492.3, 612.7};
+  corpus::Rng rng(0x5EED0010);
+  std::string out;
+  char buf[160];
+  for (std::uint64_t seq = 1; out.size() < bytes; ++seq) {
+    const std::size_t k = static_cast<std::size_t>(rng.next() % 8);
+    const double before = prices[k];
+    const double step = (static_cast<double>(rng.next() % 2001) - 1000.0) / 1000.0 * 0.004;
+    prices[k] = static_cast<double>(static_cast<long long>(before * (1.0 + step) * 100.0 + 0.5)) / 100.0;
+    const int n = std::snprintf(buf, sizeof buf,
+                                "event: price\nid: %llu\ndata: {\"change\":%.2f,\"price\":%.2f,"
+                                "\"symbol\":\"%s\"}\n\n",
+                                static_cast<unsigned long long>(seq), prices[k] - before, prices[k],
+                                symbols[k]);
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+/// OpenAI-style chat completion chunks, one token (an English word, with its space) per event.
+std::string tokens_stream(std::size_t bytes) {
+  static const char* const words[] = {
+      "the", "of", "and", "to", "a", "in", "is", "it", "you", "that", "he", "was", "for", "on",
+      "are", "with", "as", "I", "his", "they", "be", "at", "one", "have", "this", "from", "or",
+      "had", "by", "word", "but", "what", "some", "we", "can", "out", "other", "were", "all",
+      "there", "when", "up", "use", "your", "how", "said", "an", "each", "she", "which", "do",
+      "their", "time", "if", "will", "way", "about", "many", "then", "them", "write", "would",
+      "like", "so", "these", "her", "long", "make", "thing", "see", "him", "two", "has", "look",
+      "more", "day", "could", "go", "come", "did", "number", "sound", "no", "most", "people",
+      "my", "over", "know", "water", "than", "call", "first", "who", "may", "down", "side",
+      "been", "now", "find", "stream", "server", "event", "client", "token", ".", ",", "\\n"};
+  constexpr std::size_t nwords = sizeof words / sizeof words[0];
+  corpus::Rng rng(0x5EED0011);
+  std::string out;
+  while (out.size() < bytes) {
+    std::string tok = words[rng.next() % nwords];
+    if (tok != "." && tok != "," && rng.next() % 8 != 0) tok = " " + tok;
+    out += "data: {\"id\":\"chatcmpl-9fX2kQbZ7nLrT4wVcH1sYdE6uJ0aM\",\"object\":"
+           "\"chat.completion.chunk\",\"created\":1733140123,\"model\":\"gpt-4o-mini-2024-07-18\","
+           "\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":[{\"index\":0,\"delta\":"
+           "{\"content\":\"" + tok + "\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+  }
+  return out + "data: [DONE]\n\n";
 }
 
 struct Run {
@@ -74,12 +126,14 @@ int cmd(const bench::Args& args) {
   zlib_defaults.window_bits = 15;
   zlib_defaults.mem_level = 8;
 
-  for (const char* name : {"json", "llm"}) {
-    const std::string stream = std::string(name) == "json" ? corpus::json_stream(bytes)
-                                                           : corpus::llm_stream(bytes);
+  for (const std::string name : {"json", "llm", "ticks", "tokens"}) {
+    const std::string stream = name == "json"    ? corpus::json_stream(bytes)
+                               : name == "llm"   ? corpus::llm_stream(bytes)
+                               : name == "ticks" ? ticks_stream(bytes)
+                                                 : tokens_stream(bytes);
     const auto events = split_events(stream);
     const double plain = static_cast<double>(stream.size()) / static_cast<double>(events.size());
-    const std::string base = std::string("compress ") + name;
+    const std::string base = "compress " + name;
     for (std::size_t per : {std::size_t{1}, std::size_t{10}}) {
       const std::string at = " " + std::to_string(per) + "/flush";
       Run d = run(events, per, defaults);
@@ -90,6 +144,11 @@ int cmd(const bench::Args& args) {
       bench::print_figure(base + at + " x smaller (zlib defaults 15/8)", plain / z.bytes_per_event,
                           "x");
       bench::print_figure(base + at + " cpu (zlib defaults 15/8)", z.ns_per_event, "ns/event");
+      ssepp::CompressorOptions fast = defaults;
+      fast.level = 1;
+      Run f = run(events, per, fast);
+      bench::print_figure(base + at + " x smaller (level 1)", plain / f.bytes_per_event, "x");
+      bench::print_figure(base + at + " cpu (level 1)", f.ns_per_event, "ns/event");
       ssepp::CompressorOptions stateless = defaults;
       stateless.release_after_batch = true;
       Run s = run(events, per, stateless);
@@ -122,7 +181,7 @@ int cmd(const bench::Args& args) {
           Run r1 = run(events, 1, o, 1);
           std::printf("{\"sweep\":\"%s\",\"window_bits\":%d,\"mem_level\":%d,\"x1\":%.3f,"
                       "\"active_bytes\":%zu,\"ns\":%.0f}\n",
-                      name, w, m, plain / r1.bytes_per_event, r1.active_bytes, r1.ns_per_event);
+                      name.c_str(), w, m, plain / r1.bytes_per_event, r1.active_bytes, r1.ns_per_event);
         }
     }
   }
