@@ -141,8 +141,9 @@ std::string read_file(const std::string& path) {
 /// A random event stream (valid events, comments, retries) as separate frames.
 std::vector<std::string> random_frames(std::mt19937& rng, std::size_t count) {
   std::vector<std::string> frames;
-  std::uniform_int_distribution<int> kind(0, 9), len(0, 120), ch(0, 61);
   static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz{}\":,0123456789 \n\r\t.ABCDEFGHIJKLM";
+  std::uniform_int_distribution<int> kind(0, 9), len(0, 120);
+  std::uniform_int_distribution<std::size_t> ch(0, sizeof alphabet - 2);
   for (std::size_t i = 0; i < count; ++i) {
     int k = kind(rng);
     if (k == 0) {
