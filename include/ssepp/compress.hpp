@@ -272,7 +272,7 @@ struct CompressorStats {
 class Compressor {
  public:
   /// A compressor for `encoding` (gzip or deflate; identity copies bytes through).
-  explicit Compressor(Encoding encoding, CompressorOptions opts = {}) noexcept
+  explicit Compressor(Encoding encoding, const CompressorOptions& opts = {}) noexcept
       : encoding_(encoding), opts_(opts) {
     opts_.level = std::clamp(opts_.level, 0, 9);
     opts_.window_bits = std::clamp(opts_.window_bits, 9, 15);
@@ -599,7 +599,8 @@ struct Inflated {
 /// Never throws on input.
 class Decompressor {
  public:
-  explicit Decompressor(Format format = Format::auto_detect, DecompressorLimits limits = {}) noexcept
+  explicit Decompressor(Format format = Format::auto_detect,
+                        const DecompressorLimits& limits = {}) noexcept
       : format_(format), limits_(limits) {
     if (limits_.max_output == 0) limits_.max_output = 1;
     if (limits_.max_ratio == 0) limits_.max_ratio = 1;
@@ -608,7 +609,7 @@ class Decompressor {
   /// A decompressor for a response's `Content-Encoding` value: gzip/x-gzip, deflate (zlib or
   /// raw), identity or empty (bytes pass through); anything else is `errc::unsupported_encoding`.
   static Result<Decompressor> for_content_encoding(std::string_view value,
-                                                   DecompressorLimits limits = {}) {
+                                                   const DecompressorLimits& limits = {}) {
     while (!value.empty() && detail::is_ows(value.front())) value.remove_prefix(1);
     while (!value.empty() && detail::is_ows(value.back())) value.remove_suffix(1);
     if (value.empty() || detail::iequal_ascii(value, "identity"))

@@ -1,6 +1,7 @@
 // Every public header in one translation unit, for clang-tidy and cppcheck (tests/lint).
 #include <ssepp/ssepp.hpp>
 #include <ssepp/client.hpp>
+#include <ssepp/compress.hpp>
 #include <ssepp/http.hpp>
 #include <ssepp/redis.hpp>
 
@@ -24,6 +25,14 @@ int main() try {
   (void)parser.feed(s, [](const ssepp::EventView&) {});
   ssepp::Client client;
   (void)client.request_headers();
+  ssepp::Compressor gz(ssepp::negotiate_encoding("gzip, deflate"));
+  std::vector<ssepp::Frame> batch{ssepp::Frame::keepalive()};
+  std::string wire;
+  (void)gz.compress_to(wire, batch);
+  (void)gz.end_to(wire);
+  ssepp::Decompressor inflater;
+  std::string plain;
+  (void)inflater.decompress_to(plain, wire);
   return 0;
 } catch (...) {
   return 1;
