@@ -455,6 +455,19 @@ TEST_CASE("compress: end, identity and closed streams") {
     CHECK(c.compress_to(out, std::string_view("data: x\n\n")).error() == ssepp::errc::closed);
     CHECK(out.empty());
   }
+  // An empty batch writes nothing, not even the header.
+  {
+    Compressor c(Encoding::gzip);
+    std::string out;
+    CHECK(c.compress_to(out, std::vector<std::string>{}).value() == 0);
+    CHECK(c.compress_to(out, std::string_view()).value() == 0);
+    CHECK(out.empty());
+    CHECK_FALSE(c.active());
+    const std::size_t n = c.compress_to(out, std::vector<std::string>{"", "data: x\n\n"}).value();
+    CHECK(n == out.size());
+    REQUIRE(c.end_to(out));
+    CHECK(zlib_inflate(out, 31).bytes == "data: x\n\n");
+  }
   Compressor id(Encoding::identity);
   std::vector<std::string> two = {"data: a\n\n", "data: b\n\n"};
   CHECK(id.compress(two).value() == "data: a\n\ndata: b\n\n");

@@ -309,8 +309,9 @@ class Compressor {
   /// Compresses `batch` — one byte view (a Frame, a string) or a range of them (the
   /// `std::vector<Frame>` of `Mailbox::take_all`) — appending to `out` (std::string,
   /// std::vector<char>, ...) bytes that end in a sync flush, the stream header first on the first
-  /// call. Returns how many bytes were appended; `errc::closed` after `end_to`,
-  /// `errc::compression_failed` when zlib fails (the stream is then unusable).
+  /// call. An empty batch appends nothing. Returns how many bytes were appended; `errc::closed`
+  /// after `end_to`, `errc::compression_failed` when zlib fails (the stream is then unusable and
+  /// `out` may hold part of a batch: close the connection).
   template <class Buffer, class Batch>
   Result<std::size_t> compress_to(Buffer& out, const Batch& batch) {
     const std::size_t before = out.size();
@@ -320,6 +321,9 @@ class Compressor {
       for_each_piece(batch, [&](std::string_view p) { append(out, p); });
       return count(out, before);
     }
+    std::size_t total = 0;
+    for_each_piece(batch, [&](std::string_view p) { total += p.size(); });
+    if (total == 0) return std::size_t{0};  // nothing to flush: no bytes at all
     if (auto r = start(out); !r) return r.error();
     if (z_ == nullptr)
       if (auto r = make_deflater(); !r) return fail(r.error());
@@ -653,6 +657,7 @@ class Decompressor {
       const std::size_t n = std::min(in.size(), limits_.max_output);
       if (n != 0) std::memcpy(detail::grow(out, n), in.data(), n);
       r.consumed = r.produced = n;
+      r.more = n < in.size();
       total_in_ += n;
       total_out_ += n;
       return r;
