@@ -232,8 +232,9 @@ inline void zlib_header(unsigned char out[2], int window_bits, int level) noexce
 
 }  // namespace detail
 
-/// How a Compressor trades ratio for memory and CPU. The defaults keep most of what zlib's own
-/// defaults (window 15, memory level 8: ~262 KB per stream) gain on event streams for ~25 KB.
+/// How a Compressor trades ratio for memory and CPU. An active deflater holds about
+/// 6 KB + 4 * 2^window_bits + 2^(mem_level + 9) bytes: 30 KB with these defaults against 262 KB
+/// with zlib's own (window 15, memory level 8), for 91-100% of their gain on event streams.
 struct CompressorOptions {
   /// zlib level, 1 (fastest) to 9 (smallest); 0 stores (no compression).
   int level = 6;
@@ -281,7 +282,7 @@ class Compressor {
         std::min(opts_.idle_dictionary, std::size_t{1} << opts_.window_bits);
     running_ = encoding_ == Encoding::deflate ? adler32(0L, Z_NULL, 0) : crc32(0L, Z_NULL, 0);
   }
-  Compressor(Compressor&&) noexcept = default;
+  Compressor(Compressor&& other) noexcept : encoding_(other.encoding_) { *this = std::move(other); }
   Compressor& operator=(Compressor&& other) noexcept {
     if (this != &other) {
       drop_deflater();
