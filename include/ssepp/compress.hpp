@@ -234,7 +234,7 @@ inline void zlib_header(unsigned char out[2], int window_bits, int level) noexce
 
 /// How a Compressor trades ratio for memory and CPU. An active deflater holds about
 /// 6 KB + 4 * 2^window_bits + 2^(mem_level + 9) bytes: 30 KB with these defaults against 262 KB
-/// with zlib's own (window 15, memory level 8), for 91-100% of their gain on event streams.
+/// with zlib's own (window 15, memory level 8), for over 90% of their gain at one event per flush.
 struct CompressorOptions {
   /// zlib level, 1 (fastest) to 9 (smallest); 0 stores (no compression).
   int level = 6;
