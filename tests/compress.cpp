@@ -358,6 +358,8 @@ TEST_CASE("compress: release and continue is one stream for zlib, gzip -d and No
       CHECK(z.complete);
       CHECK(z.bytes == plain);
       CHECK(decode_cuts(wire, {}).bytes == plain);
+      if (dict == 1024 && !have_program("gzip")) WARN("gzip not found: gzip -d check skipped");
+      if (dict == 1024 && !have_program("node")) WARN("node not found: Node zlib check skipped");
       if (e == Encoding::gzip && dict == 1024 && have_program("gzip")) {
         const std::string in = temp_path("in.gz"), out = temp_path("out");
         write_file(in, wire);

@@ -292,6 +292,7 @@ class Compressor {
       dict_ = std::move(other.dict_);
       dict_size_ = std::exchange(other.dict_size_, 0);
       running_ = other.running_;
+      unflushed_ = other.unflushed_;
       started_ = other.started_;
       ended_ = other.ended_;
       failed_ = other.failed_;
@@ -319,7 +320,10 @@ class Compressor {
     if (ended_) return errc::closed;
     if (failed_) return errc::compression_failed;
     if (encoding_ == Encoding::identity) {
-      for_each_piece(batch, [&](std::string_view p) { append(out, p); });
+      for_each_piece(batch, [&](std::string_view p) {
+        append(out, p);
+        stats_.bytes_in += p.size();
+      });
       return count(out, before);
     }
     std::size_t total = 0;
@@ -544,7 +548,9 @@ class Compressor {
       s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
       s.avail_in = static_cast<uInt>(piece);
       for (;;) {
-        const std::size_t room = s.avail_in + s.avail_in / 8 + 64;
+        // A flush writes what the deflater still holds of the batch: at most about its size.
+        const std::size_t held = flush == Z_SYNC_FLUSH ? unflushed_ : 0;
+        const std::size_t room = s.avail_in + s.avail_in / 8 + held + 64;
         const std::size_t old = out.size();
         s.next_out = reinterpret_cast<Bytef*>(detail::grow(out, room));
         s.avail_out = static_cast<uInt>(room);
@@ -555,6 +561,7 @@ class Compressor {
         if (s.avail_out != 0 && s.avail_in == 0) break;
       }
       in.remove_prefix(piece);
+      unflushed_ = flush == Z_SYNC_FLUSH ? 0 : unflushed_ + piece;
       if (in.empty()) return true;
     }
   }
@@ -565,6 +572,7 @@ class Compressor {
   std::unique_ptr<Bytef[]> dict_;
   std::size_t dict_size_ = 0;
   uLong running_ = 0;  // CRC-32 (gzip) or Adler-32 (deflate) of everything taken
+  std::size_t unflushed_ = 0;  // bytes taken since the last flush
   bool started_ = false;
   bool ended_ = false;
   bool failed_ = false;
@@ -754,7 +762,9 @@ class Decompressor {
         done_ = false;
       }
       const std::size_t piece = std::min(in.size(), detail::zlib_piece);
-      const std::size_t room = std::min<std::size_t>(limits_.max_output - produced, 16384);
+      // Output room: a few times the input (zero-filled by resize, so not a fixed 64 KB).
+      const std::size_t room = std::min(limits_.max_output - produced,
+                                        std::clamp<std::size_t>(piece * 4, 4096, 65536));
       const std::size_t old = out.size();
       s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
       s.avail_in = static_cast<uInt>(piece);
