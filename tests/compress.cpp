@@ -650,6 +650,9 @@ TEST_CASE("compress: corrupt input is a sticky error, never a throw") {
   }
   CHECK(ssepp::make_error_code(ssepp::errc::decompression_limit).message().find("bomb") !=
         std::string::npos);
+  for (ssepp::errc e : {ssepp::errc::unsupported_encoding, ssepp::errc::invalid_compressed_data,
+                        ssepp::errc::decompression_limit, ssepp::errc::compression_failed})
+    CHECK(ssepp::make_error_code(e).message() != "unknown ssepp error");
 }
 
 TEST_CASE("compress: a decompression bomb ends in an error with bounded memory") {
