@@ -3,7 +3,8 @@
 // a markdown table on stdout, and an SVG chart of every ratio.
 //   node benchmarks/report.mjs RAW_DIR RESULTS_JSONL CHART_SVG
 // RAW_DIR holds what scripts/bench collected:
-//   figures.jsonl   figure lines printed by ssepp-bench (encode, parse-compare, fanout, redis)
+//   figures.jsonl   figure lines printed by ssepp-bench (encode, parse-compare, fanout, redis,
+//                   compress)
 //   parse.jsonl     {"corpus","who":"ssepp"|"node","r":{…parse line…}} per process run
 //   encode.jsonl    lines of peers/encode.mjs
 //   loopback.jsonl  {"server","r":{…ssepp-load line…}}
@@ -105,6 +106,10 @@ for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('fanout/'
 // ---- Redis -------------------------------------------------------------------------------------
 for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('redis/')))
   figure('redis', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null, { same_process: true });
+
+// ---- compression -------------------------------------------------------------------------------
+for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('compress/')))
+  figure('compression', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null, { same_process: true });
 
 // ---- loopback ----------------------------------------------------------------------------------
 const servers = {

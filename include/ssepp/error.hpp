@@ -35,6 +35,11 @@ enum class errc {
   // Multi-node bus.
   bus_unavailable,  ///< the bus (Redis) cannot be reached; the send was not made
   invalid_message,  ///< a bus message is malformed
+  // Compression (optional part, compress.hpp).
+  unsupported_encoding,     ///< a Content-Encoding other than gzip, deflate or identity
+  invalid_compressed_data,  ///< corrupt gzip/deflate data, a bad checksum, or bytes after the end
+  decompression_limit,      ///< output exceeds the decompressor's bound per input byte (a bomb)
+  compression_failed,       ///< zlib failed (out of memory); the stream cannot go on
 };
 
 /// The enumerator's name ("line_too_long"), or "" for a value that is none. For logs and test
@@ -79,6 +84,11 @@ class error_category_impl final : public std::error_category {
       case errc::invalid_last_event_id: return "Last-Event-ID contains CR, LF or NUL, or is too long";
       case errc::bus_unavailable: return "the message bus is unavailable";
       case errc::invalid_message: return "malformed bus message";
+      case errc::unsupported_encoding: return "unsupported Content-Encoding";
+      case errc::invalid_compressed_data: return "corrupt compressed data";
+      case errc::decompression_limit:
+        return "decompressed output exceeds the bound per input byte (decompression bomb)";
+      case errc::compression_failed: return "zlib failed (out of memory)";
     }
     return "unknown ssepp error";
   }

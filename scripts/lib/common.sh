@@ -52,8 +52,9 @@ ensure_npm() {
 SSEPP_DEMO_DEBS=(cmake ninja-build g++ libfmt-dev libboost-dev nlohmann-json3-dev)
 # What every test build needs (scripts/test, scripts/bench, ...): the demo's, plus clang and its
 # sanitizer/libFuzzer runtime, Catch2, cpp-httplib, hiredis and a real redis-server, pkg-config
-# for the pkg-config consumer test, and git for the fmt_missing consumer test's stand-in repository.
+# for the pkg-config consumer test, git for the fmt_missing consumer test's stand-in repository,
+# and zlib for ssepp::compress.
 SSEPP_BUILD_DEBS=("${SSEPP_DEMO_DEBS[@]}" clang libclang-rt-14-dev catch2 libcpp-httplib-dev
-  libhiredis-dev redis-server pkgconf git)
+  libhiredis-dev redis-server pkgconf git zlib1g-dev)
 
 jobs() { nproc 2>/dev/null || echo 2; }

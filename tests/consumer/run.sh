@@ -94,3 +94,5 @@ cmake --build "$work/build"
 "$work/build/consumer"
 # Built wherever hiredis is installed (the consumer project insists on ssepp::redis then).
 if [ -x "$work/build/consumer_redis" ]; then "$work/build/consumer_redis"; fi
+# Likewise wherever zlib is installed (ssepp::compress).
+if [ -x "$work/build/consumer_compress" ]; then "$work/build/consumer_compress"; fi

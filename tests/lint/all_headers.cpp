@@ -2,6 +2,7 @@
 #include <ssepp/ssepp.hpp>
 #include <ssepp/client.hpp>
 #include <ssepp/cors.hpp>
+#include <ssepp/compress.hpp>
 #include <ssepp/http.hpp>
 #include <ssepp/redis.hpp>
 #include <ssepp/testing.hpp>
@@ -38,6 +39,14 @@ int main() try {
   s = fmt::format("{} {:?} {} {:?} {:>8} {:?}", ssepp::Event{}, ssepp::Event{}, f, f,
                   ssepp::errc::closed, ssepp::Replay::found);
   s += fmt::format("{} {:?}", ssepp::EventView{}, ssepp::EventView{});
+  ssepp::Compressor gz(ssepp::negotiate_encoding("gzip, deflate"));
+  std::vector<ssepp::Frame> batch{ssepp::Frame::keepalive()};
+  std::string wire;
+  (void)gz.compress_to(wire, batch);
+  (void)gz.end_to(wire);
+  ssepp::Decompressor inflater;
+  std::string plain;
+  (void)inflater.decompress_to(plain, wire);
   return 0;
 } catch (...) {
   return 1;
