@@ -33,6 +33,12 @@ enum class errc {
   // Multi-node bus.
   bus_unavailable,  ///< the bus (Redis) cannot be reached; the send was not made
   invalid_message,  ///< a bus message is malformed
+  // Client (request policy).
+  invalid_url,         ///< not an absolute http:// or https:// URL with a valid host and port
+  bad_redirect,        ///< a redirect's Location is not a usable http(s) URL
+  too_many_redirects,  ///< more redirects in a row than `ClientOptions::max_redirects`
+  insecure_redirect,   ///< a redirect from https to http, refused unless allowed
+  retries_exhausted,   ///< `ClientOptions::max_retries` consecutive failed attempts
 };
 
 namespace detail {
@@ -55,6 +61,11 @@ class error_category_impl final : public std::error_category {
       case errc::invalid_last_event_id: return "Last-Event-ID contains CR, LF or NUL, or is too long";
       case errc::bus_unavailable: return "the message bus is unavailable";
       case errc::invalid_message: return "malformed bus message";
+      case errc::invalid_url: return "not an absolute http:// or https:// URL";
+      case errc::bad_redirect: return "redirect Location is not a usable http(s) URL";
+      case errc::too_many_redirects: return "too many redirects";
+      case errc::insecure_redirect: return "redirect from https to http refused";
+      case errc::retries_exhausted: return "gave up after the maximum number of retries";
     }
     return "unknown ssepp error";
   }
