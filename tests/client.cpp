@@ -1016,3 +1016,78 @@ TEST_CASE("a retried response's body is kept until the next response") {
   CHECK(w.feed("<h1>Bad gateway</h1>", log));
   CHECK(w.error_body() == "<h1>Bad gateway</h1>");
 }
+
+TEST_CASE("Retry-After extremes saturate instead of overflowing") {
+  ssepp::Client c(api_options());
+  REQUIRE(c.on_response(head(503, "", "", "99999999999999999999999999999"), t0) == Verdict::retry);
+  REQUIRE(c.retry_after());
+  CHECK(*c.retry_after() == ssepp::detail::max_retry_after);
+  auto h = head(503, "", "", "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 01 Jan 0001 00:00:00 GMT");
+  REQUIRE(c.on_response(h, t0) == Verdict::retry);
+  REQUIRE(c.retry_after());
+  CHECK(*c.retry_after() == ssepp::detail::max_retry_after);
+  h = head(503, "", "", "Mon, 01 Jan 0001 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT");
+  REQUIRE(c.on_response(h, t0) == Verdict::retry);
+  CHECK(c.retry_after() == std::optional<std::chrono::milliseconds>(0ms));
+}
+
+TEST_CASE("the remaining transitions: an end before any response, a drop while reading a body") {
+  // The server closed before sending a head: a failed attempt, backed off.
+  ssepp::Client c(api_options());
+  auto a = c.on_end(t0);
+  CHECK(a.next == Next::reconnect);
+  CHECK(a.delay == 1000ms);
+  CHECK(c.failures() == 1);
+  // A retried response whose body is cut: still the retry decided on its head, Retry-After kept.
+  REQUIRE(c.on_response(head(503, "", "", "7"), t0) == Verdict::retry);
+  a = c.on_network_error(t0);
+  CHECK(a.next == Next::reconnect);
+  CHECK(a.delay == 7s);
+  // A failed response whose body is cut: still a stop with its error.
+  REQUIRE(c.on_response(head(403), t0) == Verdict::failed);
+  a = c.on_network_error(t0);
+  CHECK(a.next == Next::stop);
+  CHECK(a.error == ssepp::errc::bad_status);
+  // Once stopped, every call says so and nothing restarts it.
+  CHECK(c.on_end(t0).error == ssepp::errc::bad_status);
+  CHECK(c.on_network_error(t0).error == ssepp::errc::bad_status);
+  CHECK(c.on_response(head(200, "text/event-stream"), t0) == Verdict::failed);
+  CHECK(c.request().error() == ssepp::errc::bad_status);
+  CHECK(c.on_disconnect(t0).error() == ssepp::errc::bad_status);
+}
+
+TEST_CASE("on_disconnect: a redirect is a zero delay, a stop carries its reason") {
+  auto o = no_jitter();
+  o.url = "http://h/a";
+  ssepp::Client c(o);
+  REQUIRE(c.on_response(head(307, "", "/b"), t0) == Verdict::redirect);
+  auto d = c.on_disconnect(t0);
+  REQUIRE(d);
+  CHECK(*d == 0ms);
+  CHECK(req(c).url.str() == "http://h/b");
+  REQUIRE(c.on_response(head(204), t0) == Verdict::closed);
+  d = c.on_disconnect(t0);
+  CHECK_FALSE(d);
+  CHECK(d.error() == ssepp::errc::closed);  // a normal stop
+  ssepp::Client f(o);
+  REQUIRE(f.on_response(head(200, "text/plain"), t0) == Verdict::failed);
+  CHECK(f.on_disconnect(t0).error() == ssepp::errc::bad_content_type);
+}
+
+TEST_CASE("a stream in an attempt opened after redirects parses from a clean state") {
+  auto o = no_jitter();
+  o.url = "http://h/a";
+  ssepp::Client c(o);
+  REQUIRE(c.on_response(head(200, "text/event-stream"), t0) == Verdict::open);
+  Log log;
+  CHECK(c.feed("id: 5\ndata: half", log));
+  CHECK(c.on_network_error(t0 + 1s).next == Next::reconnect);
+  CHECK(header(req(c).headers, "Last-Event-ID") == "<none>");  // nothing was dispatched
+  REQUIRE(c.on_response(head(302, "", "/b"), t0 + 2s) == Verdict::redirect);
+  CHECK(c.feed("data: redirect body is not a stream\n\n", log));
+  REQUIRE(c.on_end(t0 + 2s).next == Next::redirect);
+  REQUIRE(c.on_response(head(200, "text/event-stream"), t0 + 2s) == Verdict::open);
+  CHECK(c.feed("id: 6\ndata: whole\n\n", log));
+  CHECK(log.events == std::vector<std::string>{"message|whole|6"});
+  CHECK(c.last_event_id() == "6");
+}

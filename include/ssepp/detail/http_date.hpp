@@ -7,6 +7,7 @@
 
 #include <ssepp/config.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -95,7 +96,13 @@ inline std::optional<SysTime> make_time(std::int64_t year, unsigned month, unsig
   if (hour > 23 || minute > 59 || second > 60) return std::nullopt;  // 60: a leap second
   const std::int64_t secs = days_from_civil(year, month + 1, day) * 86400 + hour * 3600LL +
                             minute * 60LL + second;
-  return SysTime(std::chrono::duration_cast<SysTime::duration>(std::chrono::seconds(secs)));
+  // Years 0000..9999 do not all fit a nanosecond system_clock: saturate instead of overflowing.
+  using std::chrono::seconds;
+  const auto hi = std::chrono::duration_cast<seconds>(SysTime::duration::max()).count() - 1;
+  const auto lo = std::chrono::duration_cast<seconds>(SysTime::duration::min()).count() + 1;
+  if (secs >= hi) return SysTime(std::chrono::duration_cast<SysTime::duration>(seconds(hi)));
+  if (secs <= lo) return SysTime(std::chrono::duration_cast<SysTime::duration>(seconds(lo)));
+  return SysTime(std::chrono::duration_cast<SysTime::duration>(seconds(secs)));
 }
 
 /// Parses an HTTP-date in any of RFC 9110's three forms:
@@ -136,6 +143,10 @@ inline std::optional<SysTime> parse_http_date(std::string_view s, SysTime now) n
   return std::nullopt;
 }
 
+/// The longest `Retry-After` taken literally (about 31 years): longer ones saturate here, so a
+/// transport adding it to a nanosecond clock cannot overflow.
+inline constexpr std::chrono::seconds max_retry_after{1'000'000'000};
+
 /// Parses a `Retry-After` value: delta-seconds, or an HTTP-date measured from `now` (the
 /// response's `Date` if it had one, else the caller's wall clock; nothing when neither is known).
 /// Returns the wait (zero for a date in the past), or nothing when the value is malformed.
@@ -148,18 +159,20 @@ inline std::optional<std::chrono::milliseconds> parse_retry_after(std::string_vi
     std::int64_t secs = 0;
     for (char c : v) {
       if (c < '0' || c > '9') return std::nullopt;
-      // Saturate far beyond any sensible wait instead of overflowing.
-      if (secs < 1'000'000'000'000) secs = secs * 10 + (c - '0');
+      secs = std::min<std::int64_t>(secs * 10 + (c - '0'), max_retry_after.count());
     }
-    return std::chrono::milliseconds(secs * 1000);
+    return std::chrono::milliseconds(std::chrono::seconds(secs));
   }
   if (!now) return std::nullopt;
   auto when = parse_http_date(v, *now);
   if (!when) return std::nullopt;
-  if (*when <= *now) return std::chrono::milliseconds(0);
-  // Round up: never come back before the server's time.
-  auto wait = std::chrono::ceil<std::chrono::milliseconds>(*when - *now);
-  return wait;
+  // In milliseconds (a difference of two nanosecond time points from untrusted dates could
+  // overflow); flooring `now` rounds the wait up: never back before the server's time.
+  using std::chrono::milliseconds;
+  const auto wait = std::chrono::floor<milliseconds>(when->time_since_epoch()) -
+                    std::chrono::floor<milliseconds>(now->time_since_epoch());
+  if (wait <= milliseconds(0)) return milliseconds(0);
+  return std::min<milliseconds>(wait, max_retry_after);
 }
 
 }  // namespace detail
