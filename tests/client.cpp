@@ -1,8 +1,11 @@
 // The sans-IO client's state machine, driven with a fake clock.
 #include <ssepp/client.hpp>
 
+#include <iterator>
+#include <random>
 #include <set>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -1090,4 +1093,63 @@ TEST_CASE("a stream in an attempt opened after redirects parses from a clean sta
   CHECK(c.feed("id: 6\ndata: whole\n\n", log));
   CHECK(log.events == std::vector<std::string>{"message|whole|6"});
   CHECK(c.last_event_id() == "6");
+}
+
+TEST_CASE("close() and fail() after a failure keep the first error") {
+  ssepp::Client c(api_options());
+  REQUIRE(c.on_response(head(404), t0) == Verdict::failed);
+  c.close();
+  CHECK(c.error() == ssepp::errc::bad_status);
+  c.fail(std::make_error_code(std::errc::timed_out));
+  CHECK(c.error() == ssepp::errc::bad_status);
+  Log log;
+  CHECK(c.feed("x", log).error() == ssepp::errc::closed);  // close() ends the body reading too
+
+  ssepp::Client clean(api_options());  // closed without an error: fail() may still say why
+  clean.close();
+  CHECK_FALSE(clean.error());
+  clean.fail({});
+  CHECK(clean.error() == ssepp::errc::closed);
+}
+
+TEST_CASE("untrusted heads (random Location, Retry-After, Date, content type) never break it") {
+  std::mt19937 rng(12345);
+  const std::string alphabet = "htps:/?#[]@.%-_~!$&'()*+,;=0123456789abcdefGMTSunNov \t\r\n\x01\x7f\xff";
+  auto random_text = [&](std::size_t max) {
+    std::string s;
+    std::size_t n = rng() % (max + 1);
+    for (std::size_t i = 0; i < n; ++i) s.push_back(alphabet[rng() % alphabet.size()]);
+    return s;
+  };
+  const std::vector<std::string> prefixes = {"", "http://", "https://", "/", "//", "../", "?"};
+  const int statuses[] = {200, 204, 301, 302, 303, 307, 308, 408, 429, 500, 503};
+  for (int i = 0; i < 4000; ++i) {
+    auto o = api_options(i % 2 ? "https://a.example/x/y?z" : "http://[::1]:8080/p");
+    o.max_redirects = 3;
+    o.jitter = true;
+    o.seed = static_cast<std::uint64_t>(i);
+    ssepp::Client c(o);
+    for (int step = 0; step < 6 && c.state() != ssepp::ReadyState::closed; ++step) {
+      std::string location = prefixes[rng() % prefixes.size()] + random_text(24);
+      std::string retry_after = rng() % 2 ? std::to_string(rng() % 100) : random_text(32);
+      std::string date = random_text(32);
+      std::string type = rng() % 2 ? "text/event-stream" : random_text(20);
+      auto h = head(statuses[rng() % std::size(statuses)], type, location, retry_after, date);
+      if (rng() % 2) h.wall_now = std::chrono::system_clock::time_point(std::chrono::seconds(rng()));
+      auto v = c.on_response(h, t0);
+      Log log;
+      (void)c.feed(random_text(40), log);
+      auto a = c.on_end(t0 + 1s);
+      if (v == Verdict::redirect) {
+        REQUIRE(a.next == Next::redirect);
+        auto r = req(c);
+        const std::string target = r.url.target();
+        CHECK(target.find_first_of(std::string("\r\n \t\0\x7f", 6)) == std::string::npos);
+        CHECK(r.url.host.find_first_of("\r\n /?#@") == std::string::npos);
+        CHECK(r.url.https() == (r.url.scheme == "https"));
+        CHECK(ssepp::Url::parse(r.url.str()).value().str() == r.url.str());  // round trip
+      }
+      if (a.next == Next::reconnect) CHECK(a.delay <= ssepp::detail::max_retry_after);
+    }
+  }
 }

@@ -282,7 +282,8 @@ struct Request {
   Url url;
   /// Accept, Cache-Control, Last-Event-ID (once known), `ClientOptions::headers`, the caller's.
   std::vector<Header> headers;
-  /// The body; views the client's options (valid while the client lives). Empty when none.
+  /// The body; views the client's options (valid while the client lives and is not moved).
+  /// Empty when none.
   std::string_view body;
   /// Whether to send a body (with its Content-Length, possibly 0). False after a redirect that
   /// turned the request into a GET.
@@ -498,12 +499,17 @@ class Client {
     return a.delay;
   }
 
-  /// Closes for good (EventSource.close()): no further reconnection.
-  void close() noexcept { stop_with({}); }
+  /// Closes for good (EventSource.close()): no further reconnection. An earlier stop's error
+  /// stays.
+  void close() noexcept { stop_with(state_ == ReadyState::closed ? error_ : std::error_code()); }
 
   /// Closes for good with the host's own error (e.g. a TLS verification failure, which would
-  /// fail again): `error()` and the next `Action` carry it.
-  void fail(std::error_code ec) noexcept { stop_with(ec ? ec : make_error_code(errc::closed)); }
+  /// fail again): `error()` and the next `Action` carry it, unless the client had already
+  /// stopped with an error of its own.
+  void fail(std::error_code ec) noexcept {
+    stop_with(state_ == ReadyState::closed && error_ ? error_
+                                                     : ec ? ec : make_error_code(errc::closed));
+  }
 
   ReadyState state() const noexcept { return state_; }
   /// Why the client stopped for good (errc::bad_status, errc::bad_content_type, a redirect
