@@ -10,9 +10,9 @@
 //   o.policy = ssepp::RetryPolicy::api;         o.reconnect_on_end = false;  // one-shot
 //   ssepp::Client client(o);
 //   for (;;) {
-//     auto req = client.request({{"Authorization", "Bearer " + key}});    // method, URL, headers, body
-//     if (!req) break;                                                    // closed, or a bad URL
-//     auto head = send(*req);                                             // your HTTP stack
+//     auto req = client.request({{"Authorization", "Bearer " + key}});  // method, URL, body...
+//     if (!req) break;                                                  // closed, or a bad URL
+//     auto head = send(*req);                                           // your HTTP stack
 //     ssepp::Action next;
 //     if (!head) { next = client.on_network_error(now()); }
 //     else {
@@ -444,7 +444,8 @@ class Client {
   Result<void> feed(std::string_view bytes, Handler&& handler) {
     if (phase_ == Phase::stream) return parser_.feed(bytes, std::forward<Handler>(handler));
     if (phase_ != Phase::body) return errc::closed;
-    const std::size_t room = options_.max_error_body - std::min(options_.max_error_body, error_body_.size());
+    const std::size_t room =
+        options_.max_error_body - std::min(options_.max_error_body, error_body_.size());
     if (bytes.size() > room) error_body_truncated_ = true;
     error_body_.append(bytes.data(), std::min(room, bytes.size()));
     return {};
@@ -507,8 +508,8 @@ class Client {
   /// fail again): `error()` and the next `Action` carry it, unless the client had already
   /// stopped with an error of its own.
   void fail(std::error_code ec) noexcept {
-    stop_with(state_ == ReadyState::closed && error_ ? error_
-                                                     : ec ? ec : make_error_code(errc::closed));
+    if (state_ == ReadyState::closed && error_) return;
+    stop_with(ec ? ec : make_error_code(errc::closed));
   }
 
   ReadyState state() const noexcept { return state_; }
@@ -609,8 +610,9 @@ class Client {
       return fail_response(errc::insecure_redirect);
     if (!next->fragment && url_ && url_->fragment) next->fragment = url_->fragment;  // RFC 9110
     // Fetch's rules: 303 makes anything but GET and HEAD a GET; 301 and 302 only a POST.
-    const bool to_get = head.status == 303 ? method_ != "GET" && method_ != "HEAD"
-                                           : (head.status == 301 || head.status == 302) && method_ == "POST";
+    const bool to_get = head.status == 303
+                            ? method_ != "GET" && method_ != "HEAD"
+                            : (head.status == 301 || head.status == 302) && method_ == "POST";
     if (to_get) {
       method_ = "GET";
       keep_body_ = false;

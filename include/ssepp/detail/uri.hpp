@@ -138,8 +138,8 @@ inline UriRef resolve(const UriRef& base, const UriRef& ref) {
         t.has_query = ref.has_query || base.has_query;
         t.query = ref.has_query ? ref.query : base.query;
       } else {
-        t.path = remove_dot_segments(ref.path[0] == '/' ? std::string_view(ref.path)
-                                                        : std::string_view(merge_paths(base, ref.path)));
+        t.path = ref.path[0] == '/' ? remove_dot_segments(ref.path)
+                                    : remove_dot_segments(merge_paths(base, ref.path));
         t.has_query = ref.has_query;
         t.query = ref.query;
       }
