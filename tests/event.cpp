@@ -62,7 +62,7 @@ TEST_CASE("errc converts to std::error_code in the ssepp category") {
   CHECK(ec == ssepp::errc::invalid_event_id);
   CHECK(ec != ssepp::errc::invalid_event_type);
   CHECK(static_cast<bool>(ec));
-  for (int i = 1; i <= static_cast<int>(ssepp::errc::invalid_message); ++i)
+  for (int i = 1; i <= static_cast<int>(ssepp::errc::retries_exhausted); ++i)
     CHECK(ssepp::error_category().message(i) != "unknown ssepp error");
   CHECK(ssepp::error_category().message(9999) == "unknown ssepp error");
 }
@@ -83,9 +83,18 @@ TEST_CASE("to_string(errc) names every enumerator") {
   CHECK(ssepp::to_string(ssepp::errc::invalid_last_event_id) == "invalid_last_event_id");
   CHECK(ssepp::to_string(ssepp::errc::bus_unavailable) == "bus_unavailable");
   CHECK(ssepp::to_string(ssepp::errc::invalid_message) == "invalid_message");
+  CHECK(ssepp::to_string(ssepp::errc::unsupported_encoding) == "unsupported_encoding");
+  CHECK(ssepp::to_string(ssepp::errc::invalid_compressed_data) == "invalid_compressed_data");
+  CHECK(ssepp::to_string(ssepp::errc::decompression_limit) == "decompression_limit");
+  CHECK(ssepp::to_string(ssepp::errc::compression_failed) == "compression_failed");
+  CHECK(ssepp::to_string(ssepp::errc::invalid_url) == "invalid_url");
+  CHECK(ssepp::to_string(ssepp::errc::bad_redirect) == "bad_redirect");
+  CHECK(ssepp::to_string(ssepp::errc::too_many_redirects) == "too_many_redirects");
+  CHECK(ssepp::to_string(ssepp::errc::insecure_redirect) == "insecure_redirect");
+  CHECK(ssepp::to_string(ssepp::errc::retries_exhausted) == "retries_exhausted");
   CHECK(ssepp::to_string(static_cast<ssepp::errc>(9999)).empty());
   // Every enumerator has a distinct name.
-  for (int i = 1; i <= static_cast<int>(ssepp::errc::invalid_message); ++i)
+  for (int i = 1; i <= static_cast<int>(ssepp::errc::retries_exhausted); ++i)
     for (int j = 1; j < i; ++j)
       CHECK(ssepp::to_string(static_cast<ssepp::errc>(i)) !=
             ssepp::to_string(static_cast<ssepp::errc>(j)));

@@ -155,7 +155,7 @@ Outcome run_connection(Options& opt, ssepp::Client& client, Printer& printer) {
       http::read_some(stream, buffer, parser, ec);
       if (ec == http::error::need_buffer) ec = {};
       const std::size_t n = sizeof chunk - parser.get().body().size;
-      if (auto perr = client.feed(std::string_view(chunk, n), printer)) {
+      if (!client.feed(std::string_view(chunk, n), printer)) {
         std::fprintf(stderr, "sse-client: %s\n", client.parser().error_message().c_str());
         return Outcome::reconnect;
       }

@@ -40,6 +40,12 @@ enum class errc {
   invalid_compressed_data,  ///< corrupt gzip/deflate data, a bad checksum, or bytes after the end
   decompression_limit,      ///< output exceeds the decompressor's bound per input byte (a bomb)
   compression_failed,       ///< zlib failed (out of memory); the stream cannot go on
+  // Client (request policy).
+  invalid_url,         ///< not an absolute http:// or https:// URL with a valid host and port
+  bad_redirect,        ///< a redirect's Location is not a usable http(s) URL
+  too_many_redirects,  ///< more redirects in a row than `ClientOptions::max_redirects`
+  insecure_redirect,   ///< a redirect from https to http, refused unless allowed
+  retries_exhausted,   ///< `ClientOptions::max_retries` consecutive failed attempts
 };
 
 /// The enumerator's name ("line_too_long"), or "" for a value that is none. For logs and test
@@ -60,6 +66,15 @@ constexpr std::string_view to_string(errc e) noexcept {
     case errc::invalid_last_event_id: return "invalid_last_event_id";
     case errc::bus_unavailable: return "bus_unavailable";
     case errc::invalid_message: return "invalid_message";
+    case errc::unsupported_encoding: return "unsupported_encoding";
+    case errc::invalid_compressed_data: return "invalid_compressed_data";
+    case errc::decompression_limit: return "decompression_limit";
+    case errc::compression_failed: return "compression_failed";
+    case errc::invalid_url: return "invalid_url";
+    case errc::bad_redirect: return "bad_redirect";
+    case errc::too_many_redirects: return "too_many_redirects";
+    case errc::insecure_redirect: return "insecure_redirect";
+    case errc::retries_exhausted: return "retries_exhausted";
   }
   return {};
 }
@@ -89,6 +104,11 @@ class error_category_impl final : public std::error_category {
       case errc::decompression_limit:
         return "decompressed output exceeds the bound per input byte (decompression bomb)";
       case errc::compression_failed: return "zlib failed (out of memory)";
+      case errc::invalid_url: return "not an absolute http:// or https:// URL";
+      case errc::bad_redirect: return "redirect Location is not a usable http(s) URL";
+      case errc::too_many_redirects: return "too many redirects";
+      case errc::insecure_redirect: return "redirect from https to http refused";
+      case errc::retries_exhausted: return "gave up after the maximum number of retries";
     }
     return "unknown ssepp error";
   }

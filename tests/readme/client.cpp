@@ -5,6 +5,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -12,13 +13,16 @@
 using Clock = std::chrono::steady_clock;
 struct Response {
   int status;
-  std::string content_type;
-  std::optional<std::string> read_some();
+  std::string content_type, location, retry_after;
+  std::optional<std::string> read_some();  // nothing at the end of the body or on an error
+  bool complete() const;                   // the body ended cleanly (not cut)
 };
 struct Http {
-  Response get(const std::string& url, const std::vector<std::pair<std::string, std::string>>& headers);
+  std::optional<Response> send(const std::string& method, const std::string& url,
+                               const std::vector<std::pair<std::string, std::string>>& headers,
+                               std::string_view body);
 };
 
-void snippet(Http& http, const std::string& url, const std::string& key) {
+void snippet(Http& http, const std::string& key) {
 // @snippet
 }
