@@ -197,32 +197,10 @@ Result<Frame> try_format_frame(const EventHead& head, const S& format, Args&&...
 
 namespace detail {
 
-/// Names of the public enums, for the formatters below.
-inline std::string_view enum_name(errc e) noexcept {
-  switch (e) {
-    case errc::invalid_event_type: return "invalid_event_type";
-    case errc::invalid_event_id: return "invalid_event_id";
-    case errc::invalid_retry: return "invalid_retry";
-    case errc::line_too_long: return "line_too_long";
-    case errc::event_too_large: return "event_too_large";
-    case errc::unknown_client: return "unknown_client";
-    case errc::join_refused: return "join_refused";
-    case errc::invalid_name: return "invalid_name";
-    case errc::bad_status: return "bad_status";
-    case errc::bad_content_type: return "bad_content_type";
-    case errc::closed: return "closed";
-    case errc::invalid_last_event_id: return "invalid_last_event_id";
-    case errc::bus_unavailable: return "bus_unavailable";
-    case errc::invalid_message: return "invalid_message";
-  }
-  return "unknown";
-}
-inline std::string_view enum_name(Overflow e) noexcept {
-  switch (e) {
-    case Overflow::close: return "close";
-    case Overflow::drop_oldest: return "drop_oldest";
-  }
-  return "unknown";
+/// Names of the public enums, for the formatters below: each enum's own `to_string`.
+template <class E>
+constexpr std::string_view enum_name(E e) noexcept {
+  return to_string(e);
 }
 inline std::string_view enum_name(Replay e) noexcept {
   switch (e) {
@@ -237,39 +215,6 @@ inline std::string_view enum_name(DisconnectReason e) noexcept {
   switch (e) {
     case DisconnectReason::requested: return "requested";
     case DisconnectReason::sink_failed: return "sink_failed";
-  }
-  return "unknown";
-}
-inline std::string_view enum_name(ReadyState e) noexcept {
-  switch (e) {
-    case ReadyState::connecting: return "connecting";
-    case ReadyState::open: return "open";
-    case ReadyState::closed: return "closed";
-  }
-  return "unknown";
-}
-inline std::string_view enum_name(Verdict e) noexcept {
-  switch (e) {
-    case Verdict::open: return "open";
-    case Verdict::closed: return "closed";
-    case Verdict::failed: return "failed";
-  }
-  return "unknown";
-}
-inline std::string_view enum_name(Utf8 e) noexcept {
-  switch (e) {
-    case Utf8::pass_through: return "pass_through";
-    case Utf8::replace: return "replace";
-  }
-  return "unknown";
-}
-inline std::string_view enum_name(Parsed e) noexcept {
-  switch (e) {
-    case Parsed::need_more: return "need_more";
-    case Parsed::event: return "event";
-    case Parsed::comment: return "comment";
-    case Parsed::retry: return "retry";
-    case Parsed::error: return "error";
   }
   return "unknown";
 }
