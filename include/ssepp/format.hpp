@@ -372,7 +372,7 @@ struct formatter<ssepp::Event> : ssepp::detail::WireOrDebug {
     auto out = ctx.out();
     if (!debug) {
       fmt::memory_buffer buf;
-      if (auto ec = ssepp::encode_to(buf, ev)) sd::throw_error(ec);
+      if (auto r = ssepp::encode_to(buf, ev); !r) sd::throw_error(r.error());
       return sd::copy_out(out, std::string_view(buf.data(), buf.size()));
     }
     out = sd::copy_out(out, "Event{");
