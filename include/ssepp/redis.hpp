@@ -253,13 +253,16 @@ inline std::string_view reply_text(const redisReply* r) noexcept {
 }
 
 /// A target as one stream-entry field: "*" for all, else each part as <kind><length>:<name>
-/// with kind k (client id), p (pool) or c (channel). Any byte may appear in a name.
+/// with kind k (client id), u (user), p (pool) or c (channel). Any byte may appear in a name.
 inline std::string encode_target(const Target& t) {
   if (t.is_all()) return "*";
   std::string out;
   for (const auto& s : t.selectors()) {
     std::string name = s.kind == Target::Kind::client ? std::to_string(s.client) : s.name;
-    out += s.kind == Target::Kind::client ? 'k' : s.kind == Target::Kind::pool ? 'p' : 'c';
+    out += s.kind == Target::Kind::client ? 'k'
+           : s.kind == Target::Kind::user ? 'u'
+           : s.kind == Target::Kind::pool ? 'p'
+                                          : 'c';
     out += std::to_string(name.size());
     out += ':';
     out += name;
@@ -280,7 +283,9 @@ inline std::optional<Target> decode_target(std::string_view text) {
     if (i == 0 || i >= text.size() || text[i] != ':' || text.size() - i - 1 < len) return std::nullopt;
     std::string name(text.substr(i + 1, len));
     text.remove_prefix(i + 1 + len);
-    if (kind == 'p') {
+    if (kind == 'u') {
+      t |= Target::user(name);
+    } else if (kind == 'p') {
       t |= Target::pool(std::move(name));
     } else if (kind == 'c') {
       t |= Target::channel(std::move(name));
@@ -410,9 +415,8 @@ class RedisStreamBus {
   /// given by the caller is ignored: the stream assigns ids. `delivered` is 0: delivery happens
   /// on every node when the entry is read.
   SendResult send(const Target& target, Event ev) {
-    SendResult result;
     ev.id.reset();
-    if ((result.error = validate(ev))) return result;
+    if (std::error_code ec = validate(ev)) return ec;
     std::string target_field = detail::encode_target(target);
     std::string maxlen = std::to_string(options_.max_len);
     std::string retry = ev.retry ? std::to_string(ev.retry->count()) : std::string();
@@ -433,20 +437,17 @@ class RedisStreamBus {
               std::to_string(options_.port) + ": " + error);
         }
         ++publish_errors_;
-        result.error = errc::bus_unavailable;
-        return result;
+        return errc::bus_unavailable;
       }
     }
     auto reply = send_conn_.command_argv(args, error);
     if (!reply || reply->type != REDIS_REPLY_STRING) {
       ++publish_errors_;
       log("redis: send failed: " + error);
-      result.error = errc::bus_unavailable;
-      return result;
+      return errc::bus_unavailable;
     }
     ++published_;
-    result.id = std::string(detail::reply_text(reply.get()));
-    return result;
+    return Sent{std::string(detail::reply_text(reply.get())), 0};
   }
 
   SendResult broadcast(Event ev) { return send(Target::all(), std::move(ev)); }
@@ -468,18 +469,17 @@ class RedisStreamBus {
     std::string user = options.user;
     std::vector<std::string> pools = options.pools;
     ConnectResult r = local_.connect(std::move(sink), std::move(options));
-    if (!r || !last || last->empty() || r.replay == Replay::found) return r;
+    if (!r || !last || last->empty() || r->replay == Replay::found) return r;
     if (!stream_id_order(*last, *last)) return r;  // not a stream id: unknown
-    for (const auto& refused : r.refused_channels)
+    for (const auto& refused : r->refused_channels)
       channels.erase(std::remove(channels.begin(), channels.end(), refused), channels.end());
     auto in_pool = [&](std::string_view p) {
-      return std::find(pools.begin(), pools.end(), p) != pools.end() ||
-             (!user.empty() && p == Target::user_pool(user));
+      return std::find(pools.begin(), pools.end(), p) != pools.end();
     };
     auto in_channel = [&](std::string_view c) {
       return std::find(channels.begin(), channels.end(), c) != channels.end();
     };
-    replay_from_redis(r, *last, in_pool, in_channel);
+    replay_from_redis(*r, *last, user, in_pool, in_channel);
     return r;
   }
 
@@ -507,8 +507,8 @@ class RedisStreamBus {
   }
 
   template <class InPool, class InChannel>
-  void replay_from_redis(ConnectResult& r, const std::string& last, InPool& in_pool,
-                         InChannel& in_channel) {
+  void replay_from_redis(Connected& r, const std::string& last, const std::string& user,
+                         InPool& in_pool, InChannel& in_channel) {
     std::string upto;
     {
       std::lock_guard<std::mutex> lock(state_mutex_);
@@ -543,7 +543,7 @@ class RedisStreamBus {
       Target target;
       Event ev;
       if (!detail::decode_entry(range->element[i], target, ev)) continue;
-      if (!target.matches(r.id, in_pool, in_channel)) continue;
+      if (!target.matches(r.id, user, in_pool, in_channel)) continue;
       if (!local_.deliver_to(r.id, Frame::from_event(ev))) return;
       ++sent;
     }
