@@ -1212,11 +1212,3 @@ TEST_CASE("close_all from inside a sink runs right after the delivery; closing s
         std::vector<std::error_code>{ssepp::errc::closed, ssepp::errc::unknown_client});
   CHECK(hub.stats().clients == 0);
 }
-
-TEST_CASE("to_string names the enumerators") {
-  CHECK(ssepp::to_string(ssepp::DisconnectReason::requested) == "requested");
-  CHECK(ssepp::to_string(ssepp::DisconnectReason::sink_failed) == "sink_failed");
-  CHECK(ssepp::to_string(ssepp::DisconnectReason::shutdown) == "shutdown");
-  CHECK(ssepp::to_string(Replay::too_old) == "too_old");
-  static_assert(ssepp::to_string(ssepp::DisconnectReason::shutdown) == "shutdown");
-}

@@ -267,10 +267,10 @@ class Broadcaster {
       if (last) {
         if (!last->id) last->id = std::to_string(next_event_id_++);
         Frame frame = Frame::from_event(*last);
-        if (queue) delivery_.defer(Pending{Pending::send, {}, Target::all(), frame, last->id});
+        if (queue) defer_send(Target::all(), frame, last->id);
         else (void)deliver_locked(Target::all(), frame, last->id);
       }
-      if (queue) delivery_.defer(Pending{Pending::close, {}, {}, {}, {}});
+      if (queue) delivery_.defer(Pending{Pending::Kind::close, {}, {}, {}, {}});
       else n = close_locked();
     };
     if (delivering()) shut(true);
@@ -340,7 +340,7 @@ class Broadcaster {
       if (unknown_single_client(target)) return errc::unknown_client;
       if (auto_id) event.id = std::to_string(next_event_id_++);
       r.id = event.id.value_or(std::string());
-      delivery_.defer(Pending{Pending::send, {}, target, Frame::from_event(event), std::move(event.id)});
+      defer_send(target, Frame::from_event(event), std::move(event.id));
       return r;
     }
     bool unknown = false;
@@ -385,7 +385,7 @@ class Broadcaster {
     r.id = history_id.value_or(std::string());
     if (delivering()) {
       if (unknown_single_client(target)) return errc::unknown_client;
-      delivery_.defer(Pending{Pending::send, {}, target, std::move(frame), std::move(history_id)});
+      defer_send(target, std::move(frame), std::move(history_id));
       return r;
     }
     bool unknown = false;
@@ -415,7 +415,7 @@ class Broadcaster {
   /// delivery: a write counts as made at the tick before it.
   void tick(Clock::time_point now) {
     if (delivering()) {
-      delivery_.defer(Pending{Pending::tick, now, {}, {}, {}});
+      delivery_.defer(Pending{Pending::Kind::tick, now, {}, {}, {}});
       return;
     }
     with_delivery([&] { tick_locked(now); });
@@ -470,7 +470,7 @@ class Broadcaster {
 
   /// A send, tick or shutdown made from inside a delivery, run right after it.
   struct Pending {
-    enum Kind : std::uint8_t { send, tick, close };
+    enum class Kind : std::uint8_t { send, tick, close };
     Kind kind;
     Clock::time_point now;
     Target target;
@@ -490,9 +490,9 @@ class Broadcaster {
     Broadcaster& b;
     void run(Pending& p) {
       switch (p.kind) {
-        case Pending::send: (void)b.deliver_locked(p.target, p.frame, std::move(p.id)); break;
-        case Pending::tick: b.tick_locked(p.now); break;
-        case Pending::close: (void)b.close_locked(); break;
+        case Pending::Kind::send: (void)b.deliver_locked(p.target, p.frame, std::move(p.id)); break;
+        case Pending::Kind::tick: b.tick_locked(p.now); break;
+        case Pending::Kind::close: (void)b.close_locked(); break;
       }
     }
     void close(Node& n) { detail::sink_close(n.mapped().sink); }
@@ -511,6 +511,11 @@ class Broadcaster {
   }
 
   bool delivering() const noexcept { return delivery_.held(); }
+
+  /// Queues a send behind the current delivery (which this thread runs).
+  void defer_send(const Target& target, Frame frame, std::optional<std::string> id) {
+    delivery_.defer(Pending{Pending::Kind::send, {}, target, std::move(frame), std::move(id)});
+  }
 
   template <class F>
   void with_delivery(F&& f) {

@@ -137,7 +137,7 @@ struct BroadcasterOptions {
 /// read one after the other).
 struct BroadcasterStats {
   std::size_t clients = 0;            ///< connected now
-  std::size_t pools = 0;              ///< pools with members now (users with a connection included)
+  std::size_t pools = 0;              ///< pools and users with members now
   std::size_t channels = 0;           ///< channels with members now
   std::size_t history = 0;            ///< events kept for replay now
   std::uint64_t connects = 0;         ///< successful connects

@@ -28,7 +28,8 @@ enum class Replay {
   too_old,  ///< the id is older than everything kept: events were missed; send a snapshot
 };
 
-/// The enumerator's name: "none", "found", "unknown" or "too_old" (empty for a value outside the enumeration).
+/// The enumerator's name: "none", "found", "unknown" or "too_old" (empty for a value outside
+/// the enumeration).
 constexpr std::string_view to_string(Replay r) noexcept {
   switch (r) {
     case Replay::none: return "none";

@@ -170,7 +170,8 @@ class Target {
   std::vector<Selector> selectors_;
 };
 
-/// The enumerator's name: "client", "pool", "channel" or "user" (empty for a value outside the enumeration).
+/// The enumerator's name: "client", "pool", "channel" or "user" (empty for a value outside the
+/// enumeration).
 constexpr std::string_view to_string(Target::Kind k) noexcept {
   switch (k) {
     case Target::Kind::client: return "client";
