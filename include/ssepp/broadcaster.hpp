@@ -170,10 +170,12 @@ class Broadcaster {
         failure = errc::sink_failed;
         return;
       }
+      // Once close_all is called, only a connect holding the delivery order lock may still
+      // register: the shutdown, which needs that lock, then reaches it with the others.
       bool registered = false;
       {
         std::lock_guard<std::mutex> lock(registry_mutex_);
-        if (!swept_) {
+        if (last ? !swept_ : !closed()) {
           if (now > now_) now_ = now;
           registry_.add(id, std::move(sink), std::move(names), now);
           registered = true;
