@@ -243,3 +243,23 @@ TEST_CASE("registry: random operations agree with a plain model") {
     }
   }
 }
+
+TEST_CASE("registry: idle clients, a write counting as made at the previous tick") {
+  using namespace std::chrono_literals;
+  Registry reg;
+  auto& quiet = reg.add(1, Sink{}, names(""), t0);
+  auto& busy = reg.add(2, Sink{}, names(""), t0 + 5s);
+  std::vector<Registry::Client*> out;
+  reg.select_idle(t0 + 9s, t0, 10s, out);
+  CHECK(out.empty());
+  reg.select_idle(t0 + 10s, t0 + 9s, 10s, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0] == &quiet);
+  CHECK(quiet.last_activity == t0 + 10s);
+  busy.written = true;  // written somewhere after the tick at 10 s
+  reg.select_idle(t0 + 16s, t0 + 10s, 10s, out);
+  CHECK(out.empty());  // busy counts as active at 10 s
+  CHECK_FALSE(busy.written);
+  reg.select_idle(t0 + 20s, t0 + 16s, 10s, out);
+  REQUIRE(out.size() == 2);
+}

@@ -659,20 +659,9 @@ class Broadcaster {
       std::lock_guard<std::mutex> lock(registry_mutex_);
       if (now > now_) now_ = now;
       history_.expire(now);
-      const auto interval = options_.heartbeat;
       recipients_.clear();
-      if (interval.count() > 0) {
-        for (Client* c : registry_.all()) {
-          if (c->written) {
-            c->written = false;
-            if (c->last_activity < last_tick_) c->last_activity = last_tick_;
-          }
-          if (now - c->last_activity >= interval) {
-            c->last_activity = now;
-            recipients_.push_back(c);
-          }
-        }
-      }
+      if (options_.heartbeat.count() > 0)
+        registry_.select_idle(now, last_tick_, options_.heartbeat, recipients_);
       if (now > last_tick_) last_tick_ = now;
     }
     std::size_t n = run_pass(Frame::keepalive(), false);

@@ -315,6 +315,25 @@ class Registry {
     return false;
   }
 
+  /// Replaces `out` with the clients nothing was written to for `interval` as of `now`, and
+  /// marks them written now (for a heartbeat). A write since the previous tick (`written`)
+  /// counts as made at that tick, `last_tick`: idleness costs no clock read per delivery.
+  template <class Duration>
+  void select_idle(Clock::time_point now, Clock::time_point last_tick, Duration interval,
+                   std::vector<Client*>& out) {
+    out.clear();
+    for (Client* c : all_) {
+      if (c->written) {
+        c->written = false;
+        if (c->last_activity < last_tick) c->last_activity = last_tick;
+      }
+      if (now - c->last_activity >= interval) {
+        c->last_activity = now;
+        out.push_back(c);
+      }
+    }
+  }
+
   /// Whether every cross-link holds (each membership points at its place in its group and back,
   /// the list of every client matches the map, no empty group is kept). For tests: O(size).
   bool consistent() const {
