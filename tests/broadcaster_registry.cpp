@@ -224,8 +224,8 @@ TEST_CASE("registry: random operations agree with a plain model") {
             }
           }
           Ids want;
-          for (auto& [id, m] : model)
-            if (t.matches(
+          for (auto& [id, entry] : model)
+            if (const Model& m = entry; t.matches(
                     id, m.user, [&](std::string_view p) { return m.pools.count(std::string(p)) != 0; },
                     [&](std::string_view c) { return m.channels.count(std::string(c)) != 0; }))
               want.push_back(id);

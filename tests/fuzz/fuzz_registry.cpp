@@ -109,8 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
         std::sort(got.begin(), got.end());
         CHECK(std::adjacent_find(got.begin(), got.end()) == got.end());  // each once
         std::vector<ClientId> want;
-        for (auto& [id, m] : model)
-          if (t.matches(
+        for (auto& [id, entry] : model)
+          if (const Model& m = entry; t.matches(
                   id, m.user, [&](std::string_view p) { return m.pools.count(std::string(p)) != 0; },
                   [&](std::string_view c) { return m.channels.count(std::string(c)) != 0; }))
             want.push_back(id);
