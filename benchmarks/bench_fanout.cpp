@@ -198,9 +198,9 @@ std::size_t sends_for(std::size_t deliveries, std::size_t clients) {
 std::pair<double, double> noop_rates(std::size_t n, const Plan& plan) {
   ssepp::Broadcaster<NoopSink> hub({}, Clock::now());
   const ssepp::Event ev = price_event();
-  for (int i = 0; i < 1100; ++i) hub.broadcast(ev);  // history ring at its steady size
-  for (std::size_t i = 0; i < n; ++i) hub.connect(NoopSink{&hub}, {}, Clock::now());
-  hub.broadcast(ev);
+  for (int i = 0; i < 1100; ++i) (void)hub.broadcast(ev);  // history ring at its steady size
+  for (std::size_t i = 0; i < n; ++i) (void)hub.connect(NoopSink{&hub}, {}, Clock::now());
+  (void)hub.broadcast(ev);
   NaiveHub<NaiveNoop> naive;
   for (std::size_t i = 0; i < n; ++i) naive.connect(NaiveNoop{&naive});
   const std::size_t sends = sends_for(plan.ours_deliveries, n);
@@ -208,7 +208,7 @@ std::pair<double, double> noop_rates(std::size_t n, const Plan& plan) {
   const std::vector<double> s = bench::interleaved_medians(
       plan.runs,
       {[&] {
-         for (std::size_t i = 0; i < sends; ++i) bench::do_not_optimize(hub.broadcast(ev).delivered);
+         for (std::size_t i = 0; i < sends; ++i) bench::do_not_optimize(hub.broadcast(ev)->delivered);
        },
        [&] {
          for (std::size_t i = 0; i < naive_sends; ++i) bench::do_not_optimize(naive.broadcast(ev));
@@ -229,18 +229,18 @@ std::pair<double, double> per_send_heap(std::size_t sends, Send&& send) {
 std::pair<double, double> ours_noop_heap(std::size_t n) {
   ssepp::Broadcaster<NoopSink> hub({}, Clock::now());
   const ssepp::Event ev = price_event();
-  for (int i = 0; i < 1100; ++i) hub.broadcast(ev);
-  for (std::size_t i = 0; i < n; ++i) hub.connect(NoopSink{&hub}, {}, Clock::now());
-  hub.broadcast(ev);
-  return per_send_heap(20, [&] { hub.broadcast(ev); });
+  for (int i = 0; i < 1100; ++i) (void)hub.broadcast(ev);
+  for (std::size_t i = 0; i < n; ++i) (void)hub.connect(NoopSink{&hub}, {}, Clock::now());
+  (void)hub.broadcast(ev);
+  return per_send_heap(20, [&] { (void)hub.broadcast(ev); });
 }
 
 std::pair<double, double> naive_noop_heap(std::size_t n) {
   NaiveHub<NaiveNoop> hub;
   const ssepp::Event ev = price_event();
   for (std::size_t i = 0; i < n; ++i) hub.connect(NaiveNoop{&hub});
-  hub.broadcast(ev);
-  return per_send_heap(5, [&] { hub.broadcast(ev); });
+  (void)hub.broadcast(ev);
+  return per_send_heap(5, [&] { (void)hub.broadcast(ev); });
 }
 
 // ---- Mailbox sinks ----------------------------------------------------------------------------
@@ -255,14 +255,14 @@ struct MailboxFarm {
   std::vector<ssepp::Frame> out;
   explicit MailboxFarm(std::size_t n) : ready(n, 0) {
     const ssepp::Event ev = price_event();
-    for (int i = 0; i < 1100; ++i) hub.broadcast(ev);
+    for (int i = 0; i < 1100; ++i) (void)hub.broadcast(ev);
     boxes.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
       boxes.emplace_back();
       boxes.back().on_wake([flag = &ready[i]] { *flag = 1; });
-      hub.connect(boxes.back(), {}, Clock::now());
+      (void)hub.connect(boxes.back(), {}, Clock::now());
     }
-    for (int i = 0; i < 3; ++i) hub.broadcast(ev);  // every ring allocated
+    for (int i = 0; i < 3; ++i) (void)hub.broadcast(ev);  // every ring allocated
     drain();
   }
   void drain() {
@@ -311,7 +311,7 @@ std::pair<double, double> mailbox_rates(std::size_t n, const Plan& plan) {
   std::vector<double> ours_t, naive_t;
   for (int r = 0; r < plan.runs; ++r) {
     ours_t.push_back(timed_bursts(
-        sends, burst, [&] { bench::do_not_optimize(farm.hub.broadcast(ev).delivered); }, [&] { farm.drain(); }));
+        sends, burst, [&] { bench::do_not_optimize(farm.hub.broadcast(ev)->delivered); }, [&] { farm.drain(); }));
     naive_t.push_back(timed_bursts(
         naive_sends, burst, [&] { bench::do_not_optimize(naive.broadcast(ev)); },
         [&] {
@@ -333,7 +333,7 @@ std::pair<double, double> ours_mailbox_heap(std::size_t n) {
   constexpr std::size_t sends = 10;
   for (std::size_t i = 0; i < sends; ++i) {
     HeapCount before = HeapCount::now();
-    farm.hub.broadcast(ev);
+    (void)farm.hub.broadcast(ev);
     HeapCount d = HeapCount::now() - before;
     total.allocations += d.allocations;
     total.bytes += d.bytes;
@@ -360,9 +360,9 @@ double idle_bytes_per_client(std::size_t n, bool detailed) {
     } else {
       o.pools = {"tenant:acme"};
     }
-    hub->connect(NoopSink{nullptr}, std::move(o), Clock::now());
+    (void)hub->connect(NoopSink{nullptr}, std::move(o), Clock::now());
   }
-  hub->broadcast(price_event());  // the reused recipient snapshot is part of the cost
+  (void)hub->broadcast(price_event());  // the reused recipient snapshot is part of the cost
   const std::int64_t after = live_bytes();
   return static_cast<double>(after - before) / static_cast<double>(n);
 }

@@ -84,7 +84,7 @@ int run(const bench::Args& args) {
   const std::size_t n = quick ? 2000 : 20000;
   Arrivals arrivals;
   arrivals.at.assign(n, Clock::time_point{});
-  b.connect(ArrivalSink{&arrivals}, {});
+  if (!b.connect(ArrivalSink{&arrivals}, {})) return 1;
 
   // Latency: one event at a time, paced, so each measures an idle path.
   const std::size_t paced = quick ? 500 : 2000;

@@ -62,7 +62,7 @@ TEST_CASE("errc converts to std::error_code in the ssepp category") {
   CHECK(ec == ssepp::errc::invalid_event_id);
   CHECK(ec != ssepp::errc::invalid_event_type);
   CHECK(static_cast<bool>(ec));
-  for (int i = 1; i <= static_cast<int>(ssepp::errc::retries_exhausted); ++i)
+  for (int i = 1; i <= static_cast<int>(ssepp::errc::sink_failed); ++i)
     CHECK(ssepp::error_category().message(i) != "unknown ssepp error");
   CHECK(ssepp::error_category().message(9999) == "unknown ssepp error");
 }
@@ -92,9 +92,10 @@ TEST_CASE("to_string(errc) names every enumerator") {
   CHECK(ssepp::to_string(ssepp::errc::too_many_redirects) == "too_many_redirects");
   CHECK(ssepp::to_string(ssepp::errc::insecure_redirect) == "insecure_redirect");
   CHECK(ssepp::to_string(ssepp::errc::retries_exhausted) == "retries_exhausted");
+  CHECK(ssepp::to_string(ssepp::errc::sink_failed) == "sink_failed");
   CHECK(ssepp::to_string(static_cast<ssepp::errc>(9999)).empty());
   // Every enumerator has a distinct name.
-  for (int i = 1; i <= static_cast<int>(ssepp::errc::retries_exhausted); ++i)
+  for (int i = 1; i <= static_cast<int>(ssepp::errc::sink_failed); ++i)
     for (int j = 1; j < i; ++j)
       CHECK(ssepp::to_string(static_cast<ssepp::errc>(i)) !=
             ssepp::to_string(static_cast<ssepp::errc>(j)));

@@ -2,6 +2,7 @@
 
 #include "support/catch.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,45 +34,6 @@ std::vector<std::string> views(const std::vector<Frame>& frames) {
 auto everything = [](const HistoryEntry&) { return true; };
 }  // namespace
 
-TEST_CASE("Target: what matches") {
-  auto in = [](std::vector<std::string> names) {
-    return [names](std::string_view n) {
-      for (auto& x : names)
-        if (x == n) return true;
-      return false;
-    };
-  };
-  auto pools = in({"tenant:a", "user:alice"});
-  auto channels = in({"news"});
-  CHECK(Target::all().matches(7, pools, channels));
-  CHECK(Target::client(7).matches(7, pools, channels));
-  CHECK_FALSE(Target::client(8).matches(7, pools, channels));
-  CHECK(Target::pool("tenant:a").matches(7, pools, channels));
-  CHECK(Target::user("alice").matches(7, pools, channels));
-  CHECK_FALSE(Target::user("bob").matches(7, pools, channels));
-  CHECK(Target::channel("news").matches(7, pools, channels));
-  CHECK_FALSE(Target::pool("news").matches(7, pools, channels));     // separate namespaces
-  CHECK_FALSE(Target::channel("tenant:a").matches(7, pools, channels));
-  CHECK(Target::channels({"sport", "news"}).matches(7, pools, channels));
-  CHECK_FALSE(Target::channels({"sport", "weather"}).matches(7, pools, channels));
-  CHECK((Target::pool("x") | Target::channel("news")).matches(7, pools, channels));
-  CHECK_FALSE(Target().matches(7, pools, channels));
-}
-
-TEST_CASE("Target: unions, duplicates and directness") {
-  CHECK(Target().empty());
-  CHECK(Target::all().is_all());
-  CHECK((Target::pool("a") | Target::all()).is_all());
-  CHECK(Target::client(1).is_direct());
-  CHECK((Target::client(1) | Target::client(2)).is_direct());
-  CHECK_FALSE((Target::client(1) | Target::channel("c")).is_direct());
-  CHECK_FALSE(Target::all().is_direct());
-  auto t = Target::channel("a") | Target::channel("a") | Target::channels({"a", "b", "b"});
-  CHECK(t.selectors().size() == 2);
-  CHECK(Target::user("bob") == Target::pool("user:bob"));
-  CHECK(Target::user_pool("x") == "user:x");
-}
-
 TEST_CASE("replay_after: everything after a known id, in order, filtered by the client") {
   History h;
   push(h, "1", Target::all());
@@ -82,7 +44,7 @@ TEST_CASE("replay_after: everything after a known id, in order, filtered by the 
   std::vector<Frame> out;
   auto tenant_a = [](const HistoryEntry& e) {
     return e.target.matches(
-        99, [](std::string_view p) { return p == "tenant:a"; },
+        99, "", [](std::string_view p) { return p == "tenant:a"; },
         [](std::string_view) { return false; });
   };
   CHECK(h.replay_after("1", tenant_a, out) == Replay::found);
@@ -225,4 +187,34 @@ TEST_CASE("decimal_id_order compares by value") {
   CHECK_FALSE(decimal_id_order("", "1"));
   CHECK_FALSE(decimal_id_order("1a", "1"));
   CHECK_FALSE(decimal_id_order("+1", "1"));
+}
+
+TEST_CASE("to_string(Replay) names the enumerators") {
+  CHECK(ssepp::to_string(Replay::none) == "none");
+  CHECK(ssepp::to_string(Replay::found) == "found");
+  CHECK(ssepp::to_string(Replay::unknown) == "unknown");
+  CHECK(ssepp::to_string(Replay::too_old) == "too_old");
+  static_assert(ssepp::to_string(Replay::found) == "found");
+}
+
+TEST_CASE("replay_after: a user part matches the client's user only, not a pool named like it") {
+  History h;
+  push(h, "1", Target::all());
+  push(h, "2", Target::user("bob"));
+  push(h, "3", Target::pool("user:bob"));
+  push(h, "4", Target::users({"ann", "bob"}));
+  auto as = [](std::string user, std::vector<std::string> pools) {
+    return [user, pools](const HistoryEntry& e) {
+      return e.target.matches(
+          1, user,
+          [&](std::string_view p) { return std::find(pools.begin(), pools.end(), p) != pools.end(); },
+          [](std::string_view) { return false; });
+    };
+  };
+  std::vector<Frame> out;
+  CHECK(h.replay_after("1", as("bob", {}), out) == Replay::found);
+  CHECK(views(out) == std::vector<std::string>{"id: 2\n\n", "id: 4\n\n"});
+  out.clear();
+  CHECK(h.replay_after("1", as("", {"user:bob"}), out) == Replay::found);
+  CHECK(views(out) == std::vector<std::string>{"id: 3\n\n"});
 }

@@ -70,12 +70,12 @@ bool StressSink::send(const Frame& f) {
   if (auto id = id_of(f.view())) r->ids.push_back(*id);
   ClientId self = r->id.load();
   if (self != 0) {
-    if (r->behaviour == Behaviour::leaves && r->accepted == r->limit) r->hub->disconnect(self);
+    if (r->behaviour == Behaviour::leaves && r->accepted == r->limit) (void)r->hub->disconnect(self);
     // At most two echoes per client: echoes reach echo clients, which must not loop forever.
     if (r->behaviour == Behaviour::echoes && r->accepted % 7 == 0 && r->echoes < 2) {
       ++r->echoes;
-      r->hub->join(self, "echo");
-      r->hub->publish("echo", ssepp::Event{}.with_data("echo"));
+      (void)r->hub->join(self, "echo");
+      (void)r->hub->publish("echo", ssepp::Event{}.with_data("echo"));
     }
   }
   return true;
@@ -104,6 +104,7 @@ TEST_CASE("stress: publishers, joiners, connectors, disconnectors and a ticker a
   // Stable clients: connected before and after everything, in fixed groups.
   constexpr int stable_count = 8;
   std::deque<Rec> stable(stable_count);
+  std::vector<std::string> stable_users(stable_count);
   std::vector<std::vector<std::string>> stable_pools(stable_count), stable_channels(stable_count);
   for (int k = 0; k < stable_count; ++k) {
     Rec& r = stable[static_cast<std::size_t>(k)];
@@ -112,11 +113,12 @@ TEST_CASE("stress: publishers, joiners, connectors, disconnectors and a ticker a
     o.user = "stable" + std::to_string(k);
     o.pools = {"tenant:" + std::to_string(k % 2)};
     o.channels = {"c" + std::to_string(k % 4)};
-    stable_pools[static_cast<std::size_t>(k)] = {"user:" + o.user, o.pools[0]};
+    stable_users[static_cast<std::size_t>(k)] = o.user;
+    stable_pools[static_cast<std::size_t>(k)] = o.pools;
     stable_channels[static_cast<std::size_t>(k)] = o.channels;
     auto res = hub.connect(StressSink{&r}, o, t0);
     REQUIRE(res);
-    r.id = res.id;
+    r.id = res->id;
   }
 
   std::atomic<int> anomalies{0};  // Catch2 assertions are not thread-safe: count, check at the end
@@ -152,8 +154,11 @@ TEST_CASE("stress: publishers, joiners, connectors, disconnectors and a ticker a
           default: t = Target::client(pick_live(rng)); break;
         }
         auto r = hub.send(t, ssepp::Event{}.with_data("x" + std::to_string(i)));
-        if (r.error && r.error != ssepp::errc::unknown_client) ++anomalies;
-        if (!r.id.empty()) log.push_back(Sent{r.id, t});
+        if (!r) {
+          if (r.error() != ssepp::errc::unknown_client) ++anomalies;
+        } else if (!r->id.empty()) {
+          log.push_back(Sent{r->id, t});
+        }
       }
       ++workers_done;
     });
@@ -185,31 +190,34 @@ TEST_CASE("stress: publishers, joiners, connectors, disconnectors and a ticker a
           std::optional<std::uint64_t> from;
           if (o.last_event_id) from = std::stoull(*o.last_event_id);
           auto res = hub.connect(StressSink{&r}, o, t0);
-          if (res.replay == ssepp::Replay::found) r.resumed_from = from;
           if (res) {
-            r.id = res.id;
+            if (res->replay == ssepp::Replay::found) r.resumed_from = from;
+            r.id = res->id;
             std::lock_guard<std::mutex> lock(live_mutex);
-            live.push_back(res.id);
+            live.push_back(res->id);
+          } else if (res.error() != ssepp::errc::sink_failed) {
+            ++anomalies;
           }
         } else if (action < 6) {  // disconnect
           ClientId id = pick_live(rng);
           if (id != 0) {
-            hub.disconnect(id);
+            (void)hub.disconnect(id);
             std::lock_guard<std::mutex> lock(live_mutex);
             live.erase(std::remove(live.begin(), live.end(), id), live.end());
           }
         } else if (action < 8) {  // join
           ClientId id = pick_live(rng);
           if (id != 0) {
-            auto ec = hub.join(id, "c" + std::to_string(rng() % 6));
-            if (ec && ec != ssepp::errc::unknown_client && ec != ssepp::errc::join_refused)
+            auto joined = hub.join(id, "c" + std::to_string(rng() % 6));
+            if (!joined && joined.error() != ssepp::errc::unknown_client &&
+                joined.error() != ssepp::errc::join_refused)
               ++anomalies;
           }
         } else {  // leave
           ClientId id = pick_live(rng);
           if (id != 0) {
-            auto ec = hub.leave(id, "c" + std::to_string(rng() % 6));
-            if (ec && ec != ssepp::errc::unknown_client) ++anomalies;
+            auto left = hub.leave(id, "c" + std::to_string(rng() % 6));
+            if (!left && left.error() != ssepp::errc::unknown_client) ++anomalies;
           }
         }
         if (rng() % 16 == 0) (void)hub.stats();
@@ -246,7 +254,8 @@ TEST_CASE("stress: publishers, joiners, connectors, disconnectors and a ticker a
     };
     std::vector<std::uint64_t> want;
     for (auto& s : all_sent)
-      if (s.target.matches(stable[ku].id.load(), in(stable_pools[ku]), in(stable_channels[ku])))
+      if (s.target.matches(stable[ku].id.load(), stable_users[ku], in(stable_pools[ku]),
+                           in(stable_channels[ku])))
         want.push_back(std::stoull(s.id));
     std::sort(want.begin(), want.end());
     REQUIRE(stable[ku].ids == want);
@@ -285,4 +294,140 @@ TEST_CASE("stress: publishers, joiners, connectors, disconnectors and a ticker a
   for (auto& r : stable) REQUIRE(r.closes.load() == 1);
   for (auto& recs : churn)
     for (auto& r : recs) REQUIRE(r.closes.load() == 1);  // failed connects are closed too
+}
+
+namespace {
+
+/// One client of the shutdown race. Only the thread delivering to it writes the plain fields.
+struct ShutRec {
+  std::vector<std::string> data;  // data of each event frame, in order
+  bool closed = false;
+  bool sent_after_close = false;
+  std::atomic<int> closes{0};
+  ssepp::ClientId id = 0;  // set by the connecting thread
+  bool connected = false;
+  bool disconnected_early = false;  // its own disconnect succeeded
+  std::error_code refused;          // why connect failed
+};
+
+struct ShutSink {
+  ShutRec* r;
+  bool send(const Frame& f) {
+    if (r->closed) r->sent_after_close = true;
+    auto p = f.view().find("data: ");
+    if (p != std::string_view::npos) {
+      auto end = f.view().find('\n', p);
+      r->data.emplace_back(f.view().substr(p + 6, end - p - 6));
+    }
+    return true;
+  }
+  void close() {
+    r->closed = true;
+    r->closes.fetch_add(1);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("stress: close_all while publishers send and connectors connect") {
+  using Hub = ssepp::Broadcaster<ShutSink>;
+  ssepp::BroadcasterOptions opt;
+  opt.history_size = 64;
+  Hub hub(opt, t0);
+  std::atomic<int> anomalies{0};
+  std::atomic<int> sends_done{0};
+  std::atomic<int> connects_done{0};
+  std::atomic<bool> stop{false};
+  constexpr int cap = 20000;  // bound on each worker's iterations
+
+  std::vector<std::thread> threads;
+  std::vector<std::vector<std::error_code>> send_errors(2);
+  for (int p = 0; p < 2; ++p) {
+    threads.emplace_back([&, p] {
+      auto& errors = send_errors[static_cast<std::size_t>(p)];
+      for (int i = 0; i < cap && !stop.load(); ++i) {
+        auto r = p == 0 ? hub.broadcast(ssepp::Event{}.with_data("b" + std::to_string(i)))
+                        : hub.publish("room", ssepp::Event{}.with_data("r" + std::to_string(i)));
+        errors.push_back(r.error());
+        ++sends_done;
+        if (!r && r.error() == ssepp::errc::closed) break;
+      }
+    });
+  }
+  std::vector<std::deque<ShutRec>> recs(2);
+  for (int c = 0; c < 2; ++c) {
+    threads.emplace_back([&, c] {
+      std::minstd_rand rng(static_cast<unsigned>(300 + c));
+      auto& mine = recs[static_cast<std::size_t>(c)];
+      for (int i = 0; i < cap && !stop.load(); ++i) {
+        ShutRec& r = mine.emplace_back();
+        ssepp::ConnectOptions o;
+        o.user = "u" + std::to_string(rng() % 4);
+        if (rng() % 2) o.channels = {"room"};
+        if (rng() % 3 == 0) o.last_event_id = hub.last_event_id();
+        auto res = hub.connect(ShutSink{&r}, o, t0);
+        if (!res) {
+          r.refused = res.error();
+          break;  // closed: every later connect fails too
+        }
+        r.id = res->id;
+        r.connected = true;
+        ++connects_done;
+        if (rng() % 4 == 0) r.disconnected_early = static_cast<bool>(hub.disconnect(r.id));
+      }
+    });
+  }
+  ssepp::Result<std::size_t> closed_count = std::size_t{0};
+  threads.emplace_back([&] {
+    // Let the others get going (at most 10 s), then shut down in the middle of their work.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while ((sends_done.load() < 200 || connects_done.load() < 100) &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    closed_count = hub.close_all(ssepp::Event{}.with_type("shutdown").with_data("bye"));
+    stop = true;
+  });
+  for (auto& t : threads) t.join();
+
+  REQUIRE(closed_count);
+  CHECK(hub.closed());
+  auto st = hub.stats();
+  CHECK(st.clients == 0);
+  CHECK(st.disconnects == st.connects);
+
+  // Sends: each either worked or failed with `closed`, and once closed stayed closed.
+  for (auto& errors : send_errors) {
+    bool seen_closed = false;
+    for (auto ec : errors) {
+      if (ec && ec != ssepp::errc::closed) ++anomalies;
+      if (seen_closed && ec != ssepp::errc::closed) ++anomalies;
+      seen_closed = seen_closed || ec == ssepp::errc::closed;
+    }
+  }
+
+  // Clients: every sink closed exactly once, never written after; those still connected at the
+  // shutdown got "bye" as their last event; refused connects failed with `closed`.
+  std::size_t connected = 0, early = 0;
+  for (auto& mine : recs) {
+    for (auto& r : mine) {
+      REQUIRE(r.closes.load() == 1);
+      REQUIRE_FALSE(r.sent_after_close);
+      if (!r.connected) {
+        REQUIRE(r.refused == ssepp::errc::closed);
+        REQUIRE(r.data.empty());
+        continue;
+      }
+      ++connected;
+      if (r.disconnected_early) {
+        ++early;
+        continue;
+      }
+      REQUIRE_FALSE(r.data.empty());
+      REQUIRE(r.data.back() == "bye");
+      REQUIRE(std::count(r.data.begin(), r.data.end(), "bye") == 1);
+    }
+  }
+  CHECK(st.connects == connected);
+  CHECK(*closed_count == connected - early);
+  CHECK(anomalies.load() == 0);
 }

@@ -110,13 +110,13 @@ TEST_CASE("RecordingSink behind a real Broadcaster reads like the spec") {
   ssepp::ConnectOptions a;
   a.user = "alice";
   a.channels = {"room"};
-  const auto alice_id = hub.connect(alice, a).id;
+  const auto alice_id = hub.connect(alice, a).value().id;
   REQUIRE(alice_id != 0);
-  REQUIRE(hub.connect(bob).id != 0);
+  REQUIRE(hub.connect(bob).value().id != 0);
 
-  CHECK(hub.broadcast(Event{}.with_data("hello all")).delivered == 2);
-  CHECK(hub.publish("room", Event{}.with_type("chat").with_data("in the room")).delivered == 1);
-  CHECK(hub.send_to_user("alice", Event{}.with_data("just you")).delivered == 1);
+  CHECK(hub.broadcast(Event{}.with_data("hello all")).value().delivered == 2);
+  CHECK(hub.publish("room", Event{}.with_type("chat").with_data("in the room")).value().delivered == 1);
+  CHECK(hub.send_to_user("alice", Event{}.with_data("just you")).value().delivered == 1);
 
   CHECK(alice.events() == std::vector<Event>{
                               Event{}.with_data("hello all").with_id("1"),
@@ -131,14 +131,14 @@ TEST_CASE("RecordingSink behind a real Broadcaster reads like the spec") {
   ssepp::ConnectOptions resume;
   resume.last_event_id = "1";
   resume.channels = {"room"};
-  CHECK(hub.connect(bob_again, resume).replayed == 1);
+  CHECK(hub.connect(bob_again, resume).value().replayed == 1);
   CHECK(bob_again.events() ==
         std::vector<Event>{Event{}.with_type("chat").with_data("in the room").with_id("2")});
 
   CHECK_FALSE(alice.closed());
   CHECK(hub.disconnect(alice_id));
   CHECK(alice.closed());  // the broadcaster closed the sink when it dropped the client
-  CHECK(hub.broadcast(Event{}.with_data("after")).delivered == 2);
+  CHECK(hub.broadcast(Event{}.with_data("after")).value().delivered == 2);
   CHECK(alice.events().size() == 3);
 }
 

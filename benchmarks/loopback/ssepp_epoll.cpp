@@ -138,7 +138,7 @@ class Server {
   /// Ends a connection: a stream through the broadcaster (which calls drop), else directly.
   void end(Conn& c) {
     if (c.client != 0) {
-      hub_.disconnect(c.client);  // -> ConnSink::close -> drop
+      (void)hub_.disconnect(c.client);  // -> ConnSink::close -> drop
       return;
     }
     close_conn(c);
@@ -208,7 +208,7 @@ class Server {
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
             "Transfer-Encoding: chunked\r\n\r\n";
         auto result = hub_.connect(ConnSink{this, &c}, std::move(options));
-        c.client = result.id;
+        c.client = result ? result->id : 0;
       } else if (head.substr(0, 14) == "POST /publish ") {
         std::string channel(json_string(body, "channel"));
         ssepp::Event ev;

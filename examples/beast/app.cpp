@@ -110,20 +110,6 @@ std::string_view cookie_value(std::string_view header, std::string_view name) {
   return {};
 }
 
-const char* replay_name(ssepp::Replay r) {
-  switch (r) {
-    case ssepp::Replay::none:
-      return "none";
-    case ssepp::Replay::found:
-      return "found";
-    case ssepp::Replay::unknown:
-      return "unknown";
-    case ssepp::Replay::too_old:
-      return "too_old";
-  }
-  return "none";
-}
-
 }  // namespace
 
 App::App(Options opts)
@@ -328,7 +314,7 @@ Response App::change_subscription(const Request& req, bool join) {
         std::find(info->channels.begin(), info->channels.end(), *channel) == info->channels.end())
       return error(400, "too many channels on this stream");
   }
-  std::error_code ec = join ? hub_.join(id, *channel) : hub_.leave(id, *channel);
+  std::error_code ec = (join ? hub_.join(id, *channel) : hub_.leave(id, *channel)).error();
   if (ec == ssepp::errc::join_refused) return error(403, "channel " + *channel + " is not yours");
   if (ec == ssepp::errc::unknown_client) return error(404, "no such client in this session");
   if (ec) return error(400, ec.message());
@@ -346,7 +332,7 @@ Response App::disconnect(const Request& req) {
   ssepp::ClientId id = 0;
   std::string user;
   if (auto refused = check_owner(req, *client, id, user)) return std::move(*refused);
-  hub_.disconnect(id);  // closes the mailbox: the connection ends, the client reconnects
+  (void)hub_.disconnect(id);  // closes the mailbox: the connection ends, the client reconnects
   return json_response(200, json{{"client", *client}, {"disconnected", true}});
 }
 
@@ -394,12 +380,12 @@ Response App::publish(const Request& req) {
     target = ssepp::Target::client(*cid);
   }
   ssepp::SendResult sent = send(target, std::move(ev));
-  if (sent.error == ssepp::errc::bus_unavailable)
-    return error(503, "not sent: " + sent.error.message());
-  if (sent.error) return error(400, "not sent: " + sent.error.message());
+  if (sent.error() == ssepp::errc::bus_unavailable)
+    return error(503, "not sent: " + sent.error().message());
+  if (!sent) return error(400, "not sent: " + sent.error().message());
   // With --redis, delivery happens when each node reads the entry back: "delivered" is 0 here.
-  return json_response(202, json{{"id", sent.id.empty() ? json(nullptr) : json(sent.id)},
-                                 {"delivered", sent.delivered}});
+  return json_response(202, json{{"id", sent->id.empty() ? json(nullptr) : json(sent->id)},
+                                 {"delivered", sent->delivered}});
 }
 
 Response App::start_job(const Request& req) {
@@ -453,23 +439,25 @@ std::variant<Response, StreamStart> App::open_stream(const Request& req,
   ssepp::ConnectResult result = hub_.connect(mailbox, std::move(co));
 #endif
   if (!result)
-    return refuse(503,
-                  "the replay does not fit this stream's queue; reconnect without Last-Event-ID");
+    return refuse(503, result.error() == ssepp::errc::sink_failed
+                           ? "the replay does not fit this stream's queue; reconnect without "
+                             "Last-Event-ID"
+                           : "not connected: " + result.error().message());
   if (session) {
     std::lock_guard<std::mutex> lock(mutex_);
-    owners_[result.id] = session->first;
+    owners_[result->id] = session->first;
   }
 
   StreamStart start;
-  start.client = result.id;
+  start.client = result->id;
   for (const auto& h : cors_.headers(req.origin)) start.headers.emplace_back(h.name, h.value);
   ssepp::PreambleOptions pre;
   pre.retry = opts_.retry;
   ssepp::preamble_to(start.first_bytes, pre);
-  json hello{{"client", std::to_string(result.id)},
+  json hello{{"client", std::to_string(result->id)},
              {"user", session ? json(user) : json(nullptr)},
-             {"replay", replay_name(result.replay)},
-             {"replayed", result.replayed}};
+             {"replay", std::string(ssepp::to_string(result->replay))},
+             {"replayed", result->replayed}};
   ssepp::encode_to(start.first_bytes,
                    ssepp::Event{}.with_type("connected").with_data(hello.dump()))
       .value();  // a valid event: cannot fail
@@ -478,7 +466,7 @@ std::variant<Response, StreamStart> App::open_stream(const Request& req,
 }
 
 void App::close_stream(ssepp::ClientId id) {
-  hub_.disconnect(id);
+  (void)hub_.disconnect(id);
   std::lock_guard<std::mutex> lock(mutex_);
   owners_.erase(id);
   counters_.streams_open.fetch_sub(1, std::memory_order_relaxed);
@@ -510,7 +498,7 @@ void App::run_feed(Clock::time_point now) {
     }
   }
   for (auto& [channel, data] : updates)
-    send(ssepp::Target::channel(std::move(channel)),
+    (void)send(ssepp::Target::channel(std::move(channel)),
          ssepp::Event{}.with_type("price").with_data(std::move(data)));
 }
 
@@ -530,7 +518,7 @@ void App::run_jobs(Clock::time_point now) {
                 jobs_.end());
   }
   for (auto& [user, data] : updates)
-    send(ssepp::Target::user(user),
+    (void)send(ssepp::Target::user(user),
          ssepp::Event{}.with_type("progress").with_data(std::move(data)));
 }
 

@@ -56,7 +56,13 @@ int main(int argc, char** argv) {
     who.channels = ssepp::query_parameters(req.target, "channel").values;
     who.last_event_id = *last_id;
     ssepp::Mailbox mailbox;  // bounded; a client that stops reading is cut and replays later
-    ssepp::ClientId id = hub.connect(mailbox, who).id;
+    auto connected = hub.connect(mailbox, who);
+    if (!connected) {  // e.g. the replay did not fit the mailbox
+      res.status = 503;
+      res.set_content(json{{"error", connected.error().message()}}.dump(), "application/json");
+      return;
+    }
+    ssepp::ClientId id = connected->id;
 
     for (const auto& h : ssepp::response_headers(ssepp::http_version(req.version)))
       if (h.name != "Content-Type") res.set_header(std::string(h.name), std::string(h.value));
@@ -74,7 +80,7 @@ int main(int argc, char** argv) {
           if (auto frame = mailbox.pop(1s)) return sink.write(frame->data(), frame->size());
           return !mailbox.closed() && sink.is_writable();  // false ends the response
         },
-        [&hub, id](bool) { hub.disconnect(id); });
+        [&hub, id](bool) { (void)hub.disconnect(id); });
   });
 
   server.Post("/publish", [&](const httplib::Request& req, httplib::Response& res) {
@@ -92,11 +98,11 @@ int main(int argc, char** argv) {
         channel.empty() ? hub.broadcast(std::move(ev)) : hub.publish(channel, std::move(ev));
     if (!sent) {  // e.g. a line break in the event name: nothing was sent
       res.status = 400;
-      res.set_content(json{{"error", sent.error.message()}}.dump(), "application/json");
+      res.set_content(json{{"error", sent.error().message()}}.dump(), "application/json");
       return;
     }
     res.status = 202;
-    res.set_content(json{{"id", sent.id}, {"delivered", sent.delivered}}.dump(),
+    res.set_content(json{{"id", sent->id}, {"delivered", sent->delivered}}.dump(),
                     "application/json");
   });
 

@@ -1,6 +1,11 @@
 // ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
+//
+// Broadcaster<Sink>: fan-out of events to connected clients. Its vocabulary (options, results,
+// hooks, stats) is in broadcaster_options.hpp, the registry of who is in what in
+// detail/broadcaster_registry.hpp, the delivery order in detail/broadcaster_delivery.hpp.
 #pragma once
 
+#include <ssepp/broadcaster_options.hpp>
 #include <ssepp/config.hpp>
 #include <ssepp/detail/broadcaster_delivery.hpp>
 #include <ssepp/detail/broadcaster_registry.hpp>
@@ -8,170 +13,50 @@
 #include <ssepp/error.hpp>
 #include <ssepp/event.hpp>
 #include <ssepp/history.hpp>
+#include <ssepp/result.hpp>
 #include <ssepp/sink.hpp>
+#include <ssepp/target.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 SSEPP_BEGIN_NAMESPACE
 
-/// Longest pool, channel or user name accepted (bytes); longer or empty names are invalid.
-inline constexpr std::size_t max_group_name = 1024;
-
-/// Who a client is and what it starts in, given to `Broadcaster::connect`.
-struct ConnectOptions {
-  /// The authenticated user, if any: the client joins the pool "user:<user>" (see
-  /// `Target::user`). Empty: anonymous.
-  std::string user;
-  /// Pools for the connection's life (e.g. "tenant:acme", "role:admin"). Invalid names (empty,
-  /// longer than max_group_name) and duplicates are ignored.
-  std::vector<std::string> pools;
-  /// Channels to join now; each passes the authoriser like `join`. Refused or invalid ones are
-  /// listed in `ConnectResult::refused_channels`.
-  std::vector<std::string> channels;
-  /// The request's Last-Event-ID header, if any (empty counts as none).
-  std::optional<std::string> last_event_id;
-};
-
-/// What `Broadcaster::connect` did.
-struct ConnectResult {
-  /// The new client's id; 0 when the sink failed during connect (preamble, retry or replay),
-  /// in which case the client is not registered.
-  ClientId id = 0;
-  /// Whether the Last-Event-ID was found (events replayed), unknown or too old (the host should
-  /// send a snapshot), or not given.
-  Replay replay = Replay::none;
-  /// Events replayed before anything new.
-  std::size_t replayed = 0;
-  /// Initial channels refused by the authoriser or with invalid names.
-  std::vector<std::string> refused_channels;
-
-  /// True when the client is connected.
-  explicit operator bool() const noexcept { return id != 0; }
-};
-
-/// What a send did.
-struct SendResult {
-  /// The event's id: the caller's, the automatic one, or empty when it has none.
-  std::string id;
-  /// Clients whose sink accepted the frame. A send made from inside a sink is queued and
-  /// delivered right after the current delivery: it reports 0 here.
-  std::size_t delivered = 0;
-  /// Invalid event (`errc::invalid_event_*`, nothing sent, no id used), or `errc::unknown_client`
-  /// for a send to one client that is not connected.
-  std::error_code error;
-
-  /// True when there is no error.
-  explicit operator bool() const noexcept { return !error; }
-};
-
-/// A client as the authoriser, hooks and `Broadcaster::client` see it.
-struct ClientInfo {
-  ClientId id = 0;
-  std::string user;                   ///< empty when anonymous
-  std::vector<std::string> pools;     ///< the connect-time pools (without the user pool)
-  std::vector<std::string> channels;  ///< the channels joined now
-};
-
-/// Why a client left.
-enum class DisconnectReason {
-  requested,    ///< `disconnect(id)` was called
-  sink_failed,  ///< its sink returned false (or threw)
-};
-
-/// Optional callbacks for logging and metrics (no logging dependency). Called on the thread doing
-/// the work, with no broadcaster lock held except, for sink failures, the delivery order lock (a
-/// send made from a hook is then queued, like one made from a sink). They must not throw.
-struct BroadcasterHooks {
-  std::function<void(const ClientInfo&)> on_connect;
-  std::function<void(ClientId, DisconnectReason)> on_disconnect;
-  std::function<void(ClientId, Replay, std::size_t replayed)> on_replay;
-  std::function<void(ClientId, std::string_view channel)> on_join_refused;
-};
-
-/// Settings of a `Broadcaster`.
-struct BroadcasterOptions {
-  /// Events kept for Last-Event-ID replay (0: no replay).
-  std::size_t history_size = 1024;
-  /// Events older than this are dropped from the history at `tick` (zero: no age limit).
-  std::chrono::milliseconds history_max_age = std::chrono::minutes(5);
-  /// A client idle this long gets a comment heartbeat at `tick` (zero: no heartbeats).
-  std::chrono::milliseconds heartbeat = std::chrono::seconds(15);
-  /// When set, every new client first receives "retry: N" (its reconnection delay).
-  std::optional<std::chrono::milliseconds> retry;
-  /// When true, every new client first receives a 2 KiB comment, which makes buffering proxies
-  /// and old browsers start delivering at once.
-  bool preamble = false;
-  /// The first automatic event id (ids then increase by one). Start from e.g. a timestamp so
-  /// ids from before a restart are not mistaken for new ones.
-  std::uint64_t first_id = 1;
-  /// The first client id (ids then increase by one; 0 counts as 1). Give each node of a cluster
-  /// its own range so client ids are unique across nodes.
-  ClientId first_client_id = 1;
-  /// How Last-Event-IDs compare when telling "too old" from "unknown" (`decimal_id_order` for
-  /// automatic ids, `stream_id_order` when a Redis Streams bus supplies the ids).
-  IdOrder id_order = decimal_id_order;
-  /// Logging and metrics callbacks.
-  BroadcasterHooks hooks;
-};
-
-/// Counters of a `Broadcaster` (a consistent-enough snapshot: each field is exact, fields are
-/// read one after the other).
-struct BroadcasterStats {
-  std::size_t clients = 0;            ///< connected now
-  std::size_t pools = 0;              ///< pools with members now (user pools included)
-  std::size_t channels = 0;           ///< channels with members now
-  std::size_t history = 0;            ///< events kept for replay now
-  std::uint64_t connects = 0;         ///< successful connects
-  std::uint64_t disconnects = 0;      ///< clients removed, for any reason
-  std::uint64_t drops = 0;            ///< clients removed because their sink failed (at connect too)
-  std::uint64_t sends = 0;            ///< events sent (each once, however many clients it reached)
-  std::uint64_t frames = 0;           ///< frames sinks accepted (events, heartbeats, replays, ...)
-  std::uint64_t bytes = 0;            ///< bytes of those frames
-  std::uint64_t heartbeats = 0;       ///< heartbeat frames sinks accepted
-  std::uint64_t replays = 0;          ///< connects whose Last-Event-ID was found
-  std::uint64_t replayed_frames = 0;  ///< events those replays delivered
-  std::uint64_t replay_misses = 0;    ///< connects whose Last-Event-ID was unknown or too old
-  std::uint64_t refused_joins = 0;    ///< channel joins the authoriser refused
-};
-
 /// Fan-out of events to connected clients: registries, targets, ids, replay, heartbeats.
 ///
-/// - **Registries.** Clients (server-generated ids), pools (fixed at connect: user, tenant,
-///   role...), channels (joined and left at run time, through an optional authoriser).
+/// - **Registries.** Clients (server-generated ids), users and pools (fixed at connect: user,
+///   tenant, role...), channels (joined and left at run time, through an optional authoriser).
 /// - **Sends.** `send(target, event)` encodes once and hands the same shared frame to every
 ///   matching client (a client matching several parts of a target gets it once). Sends to all,
-///   pools, users and channels get an increasing decimal id unless the event has one, and enter
+///   users, pools and channels get an increasing decimal id unless the event has one, and enter
 ///   the history; a send to clients only gets no id and no history entry unless the caller gave
 ///   an id (then it is recorded, so that id is found on reconnect, but it replays to nobody).
 /// - **Order.** Every client receives events in id order, and a replay strictly before anything
 ///   newer, even with many threads sending: deliveries are serialised by one lock, the registry
 ///   by another, and no lock but the delivery one is held while a sink runs.
 /// - **Threads.** Every member may be called from any thread, and from inside a sink or hook:
-///   disconnect/join/leave/client/stats/connect work at once; a send or tick made from inside a
-///   delivery is queued and runs right after it, in order.
+///   disconnect/join/leave/client/stats/connect work at once; a send, tick or close_all made from
+///   inside a delivery is queued and runs right after it, in order.
 /// - **Failure.** A sink that returns false (or throws) is removed right after the delivery pass
 ///   and closed; the others receive every frame.
 /// - **Time** is passed in: `tick(now)` (heartbeats, history expiry) and `connect(..., now)`.
 ///   History entries are stamped with the latest time given (construction, connect or tick).
+/// - **Shutdown.** `close_all` sends a last event, closes every client and refuses new ones.
 ///
 /// Cost of a send: one encode and one allocation for the frame, a hash lookup per target part,
 /// then one pointer copy and one `sink.send` per recipient; no allocation per recipient.
-/// Memory: a 72-byte record per client (with a pointer-sized sink) plus 12 bytes per pool or
-/// channel membership, and the shared registries (see README for measured figures).
+/// Memory: a 72-byte record per client (with a pointer-sized sink) plus 12 bytes per user, pool
+/// or channel membership, and the shared registries (see README for measured figures).
 template <class S>
 class Broadcaster {
   static_assert(detail::check_sink<S>(), "ssepp::Broadcaster<S>: S must model ssepp::Sink");
@@ -195,57 +80,53 @@ class Broadcaster {
     if (options_.retry) retry_ = Frame::retry(*options_.retry);
   }
 
-  /// Closes every remaining sink. No other thread may be using the broadcaster.
+  /// Closes every remaining sink (no event, no hook). No other thread may be using the
+  /// broadcaster; calls from a closing sink are dropped.
   ~Broadcaster() {
-    std::lock_guard<std::mutex> order(delivery_);
-    detail::DeliveryMark mark(this);  // calls from a closing sink are queued and dropped
-    ClientMap clients;
-    std::vector<typename ClientMap::node_type> retired;
-    {
-      std::lock_guard<std::mutex> lock(registry_);
-      clients.swap(clients_);
-      retired.swap(retired_);
-      all_.clear();
-      pools_.clear();
-      channels_.clear();
-    }
-    for (auto& n : retired) detail::sink_close(n.mapped().sink);
-    for (auto& kv : clients) detail::sink_close(kv.second.sink);
+    delivery_.run_last(
+        [&] {
+          std::lock_guard<std::mutex> lock(registry_mutex_);
+          return registry_.remove_all();
+        },
+        worker());
   }
 
   Broadcaster(const Broadcaster&) = delete;
   Broadcaster& operator=(const Broadcaster&) = delete;
 
-  /// Registers a client and returns its id. In order, the sink receives: the preamble and the
-  /// retry hint (if configured), then — when `options.last_event_id` is given — every event
-  /// after that id it would have received (by its pools, user and accepted initial channels),
-  /// then live events. `result.replay` says whether the id was found, unknown or too old.
-  /// Initial channels pass the authoriser; refused ones are listed and not joined.
+  /// Registers a client. In order, the sink receives: the preamble and the retry hint (if
+  /// configured), then — when `options.last_event_id` is given — every event after that id it
+  /// would have received (by its user, pools and accepted initial channels), then live events.
+  /// `replay` says whether the id was found, unknown or too old. Initial channels pass the
+  /// authoriser; refused ones are listed and not joined. Errors (the sink is then closed):
+  /// `errc::invalid_name` (user or a pool), `errc::sink_failed`, `errc::closed`.
   /// Cost: with a Last-Event-ID, waits for the delivery in progress (if any) and scans the
   /// history; without one, only the registry lock.
   ConnectResult connect(S sink, ConnectOptions options = {}, Clock::time_point now = Clock::now()) {
-    ConnectResult result;
-    const ClientId id = next_client_id_.fetch_add(1, std::memory_order_relaxed);
-
+    if (closed()) return refuse(sink, errc::closed);
     Names names;
-    if (valid_name(options.user) && options.user.size() + 5 <= max_group_name) {
-      names.pools.push_back(Target::user_pool(options.user));
-      names.has_user = true;
+    if (!options.user.empty()) {
+      if (!valid_group_name(options.user)) return refuse(sink, errc::invalid_name);
+      names.user = std::move(options.user);
     }
-    for (std::string& p : options.pools)
-      if (valid_name(p) && !contains(names.pools, p)) names.pools.push_back(std::move(p));
+    for (std::string& p : options.pools) {
+      if (!valid_group_name(p)) return refuse(sink, errc::invalid_name);
+      if (!contains(names.pools, p)) names.pools.push_back(std::move(p));
+    }
+    const ClientId id = next_client_id_.fetch_add(1, std::memory_order_relaxed);
+    Connected result;
+    result.id = id;
 
     std::shared_ptr<const Authorizer> auth = authorizer();
     const bool want_info = (auth && *auth) || options_.hooks.on_connect;
     ClientInfo info;
     if (want_info) {
       info.id = id;
-      info.user = options.user;
-      for (std::size_t i = names.has_user ? 1 : 0; i < names.pools.size(); ++i)
-        info.pools.push_back(names.pools[i]);
+      info.user = names.user;
+      info.pools = names.pools;
     }
     for (std::string& ch : options.channels) {
-      if (!valid_name(ch)) {
+      if (!valid_group_name(ch)) {
         result.refused_channels.push_back(std::move(ch));
         continue;
       }
@@ -263,26 +144,49 @@ class Broadcaster {
     std::optional<std::string> last = std::move(options.last_event_id);
     if (last && last->empty()) last.reset();
 
-    bool ok = false;
+    std::error_code failure;
     auto admit = [&] {
       std::vector<Frame> replay;
       if (last) {
-        std::lock_guard<std::mutex> lock(registry_);
+        std::unique_lock<std::mutex> lock(registry_mutex_);
+        if (swept_) {  // stays so while this delivery runs: nothing is written
+          lock.unlock();
+          detail::sink_close(sink);
+          failure = errc::closed;
+          return;
+        }
         if (now > now_) now_ = now;
+        auto in = [](const std::vector<std::string>& v) {
+          return [&v](std::string_view name) { return contains(v, name); };
+        };
         result.replay = history_.replay_after(
             *last,
             [&](const HistoryEntry& e) {
-              return e.target.matches(
-                  id, [&](std::string_view p) { return contains(names.pools, p); },
-                  [&](std::string_view c) { return contains(names.channels, c); });
+              return e.target.matches(id, names.user, in(names.pools), in(names.channels));
             },
             replay);
       }
-      if (!write_initial(sink, replay)) return;
-      std::lock_guard<std::mutex> lock(registry_);
-      register_locked(id, std::move(sink), names, now);
+      if (!write_initial(sink, replay)) {  // closed it
+        failure = errc::sink_failed;
+        return;
+      }
+      // Once close_all is called, only a connect holding the delivery order lock may still
+      // register: the shutdown, which needs that lock, then reaches it with the others.
+      bool registered = false;
+      {
+        std::lock_guard<std::mutex> lock(registry_mutex_);
+        if (last ? !swept_ : !closed()) {
+          if (now > now_) now_ = now;
+          registry_.add(id, std::move(sink), std::move(names), now);
+          registered = true;
+        }
+      }
+      if (!registered) {
+        detail::sink_close(sink);
+        failure = errc::closed;
+        return;
+      }
       result.replayed = replay.size();
-      ok = true;
     };
     // A replay must reach the sink before any newer event: hold the delivery order lock. Without
     // one, the sink is written before it is registered, so nothing can overtake.
@@ -295,89 +199,124 @@ class Broadcaster {
     } else if (result.replay != Replay::none) {
       counters_.replay_misses.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!ok) {
-      counters_.drops.fetch_add(1, std::memory_order_relaxed);
-      result.replayed = 0;
-      return result;
+    if (failure) {
+      if (failure == errc::sink_failed) counters_.drops.fetch_add(1, std::memory_order_relaxed);
+      return failure;
     }
-    result.id = id;
     counters_.connects.fetch_add(1, std::memory_order_relaxed);
     if (options_.hooks.on_connect) options_.hooks.on_connect(info);
     if (last && options_.hooks.on_replay) options_.hooks.on_replay(id, result.replay, result.replayed);
     return result;
   }
 
-  /// Removes a client: it leaves every pool and channel at once, its sink is closed (now, or
-  /// right after the delivery in progress if one is running) and never used again after that.
-  /// Returns false when no client has that id. Never waits for a delivery.
-  bool disconnect(ClientId id) {
-    typename ClientMap::node_type node;
+  /// Removes a client: it leaves every user, pool and channel at once, its sink is closed (now,
+  /// or right after the delivery in progress if one is running) and never used again after that.
+  /// Error: `errc::unknown_client` when no client has that id. Never waits for a delivery.
+  Result<void> disconnect(ClientId id) {
+    std::vector<Node> gone;
     {
-      std::lock_guard<std::mutex> lock(registry_);
-      auto it = clients_.find(id);
-      if (it == clients_.end()) return false;
-      unlink_locked(it->second);
-      node = clients_.extract(it);
+      std::lock_guard<std::mutex> lock(registry_mutex_);
+      Client* c = registry_.find(id);
+      if (c == nullptr) return errc::unknown_client;
+      gone.push_back(registry_.remove(*c));
     }
     counters_.disconnects.fetch_add(1, std::memory_order_relaxed);
     if (options_.hooks.on_disconnect) options_.hooks.on_disconnect(id, DisconnectReason::requested);
-    if (!delivering() && delivery_.try_lock()) {
-      {
-        std::lock_guard<std::mutex> order(delivery_, std::adopt_lock);
-        detail::DeliveryMark mark(this);
-        detail::sink_close(node.mapped().sink);
-        node = {};
-        finish_locked();
-      }
-      reclaim_orphans();
-      return true;
-    }
-    // A delivery is running (maybe on this thread, from a sink): it may still be using this
-    // client's sink, so the delivery closes and frees it when it ends.
-    retire(std::move(node));
-    if (!delivering()) reclaim_orphans();
-    return true;
+    delivery_.release(std::move(gone), worker());
+    return {};
   }
+
+  /// Removes every client `target` matches (e.g. `Target::user("bob")`: log a user out of every
+  /// tab), like `disconnect(id)` for each. Returns how many were removed.
+  std::size_t disconnect(const Target& target) {
+    std::vector<Node> gone;
+    std::vector<ClientId> ids;
+    {
+      std::lock_guard<std::mutex> lock(registry_mutex_);
+      std::vector<Client*> chosen;
+      (void)registry_.select(target, chosen);
+      gone.reserve(chosen.size());
+      ids.reserve(chosen.size());
+      for (Client* c : chosen) {
+        ids.push_back(c->id);
+        gone.push_back(registry_.remove(*c));
+      }
+    }
+    counters_.disconnects.fetch_add(ids.size(), std::memory_order_relaxed);
+    if (options_.hooks.on_disconnect)
+      for (ClientId id : ids) options_.hooks.on_disconnect(id, DisconnectReason::requested);
+    delivery_.release(std::move(gone), worker());
+    return ids.size();
+  }
+
+  /// Shuts down: sends `last` (if given) to every client, like `broadcast`, then removes and
+  /// closes every client (hook reason `DisconnectReason::shutdown`). From the call on, `connect`
+  /// and sends fail with `errc::closed` (a connect already under way is either closed with the
+  /// others, after `last`, or refused). Safe from any thread and from inside a sink or hook (the
+  /// shutdown then runs right after the current delivery). Returns how many clients were closed
+  /// (0 when called again or queued). Error: `errc::invalid_event_*` for an invalid `last`, and
+  /// then nothing is done.
+  Result<std::size_t> close_all(std::optional<Event> last = std::nullopt) {
+    if (last)
+      if (auto valid = validate(*last); !valid) return valid.error();
+    {
+      std::lock_guard<std::mutex> lock(registry_mutex_);
+      if (closed()) return std::size_t{0};
+      closed_.store(true, std::memory_order_release);
+    }
+    std::size_t n = 0;
+    auto shut = [&](bool queue) {
+      if (last) {
+        if (!last->id) last->id = std::to_string(next_event_id_++);
+        Frame frame = Frame::from_event(*last);
+        if (queue) defer_send(Target::all(), frame, last->id);
+        else (void)deliver_locked(Target::all(), frame, last->id);
+      }
+      if (queue) delivery_.defer(Pending{Pending::Kind::close, {}, {}, {}, {}});
+      else n = close_locked();
+    };
+    if (delivering()) shut(true);
+    else with_delivery([&] { shut(false); });
+    return n;
+  }
+
+  /// True once `close_all` was called.
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
   /// Adds a client to a channel, if the authoriser (when set) agrees. Joining a channel the
   /// client is already in succeeds and changes nothing. Errors: `errc::invalid_name`,
   /// `errc::unknown_client`, `errc::join_refused` (nothing changed).
-  std::error_code join(ClientId id, std::string_view channel) {
-    if (!valid_name(channel)) return errc::invalid_name;
+  Result<void> join(ClientId id, std::string_view channel) {
+    if (!valid_group_name(channel)) return errc::invalid_name;
     std::shared_ptr<const Authorizer> auth;
     ClientInfo info;
     {
-      std::lock_guard<std::mutex> lock(registry_);
-      auto it = clients_.find(id);
-      if (it == clients_.end()) return errc::unknown_client;
-      if (channel_index_locked(it->second, channel) != npos) return {};
+      std::lock_guard<std::mutex> lock(registry_mutex_);
+      Client* c = registry_.find(id);
+      if (c == nullptr) return errc::unknown_client;
+      if (registry_.in_channel(*c, channel)) return {};
       auth = authorizer_;
-      if (auth && *auth) info = info_locked(it->second);
+      if (auth && *auth) info = registry_.info(*c);
     }
     if (auth && *auth && !(*auth)(info, channel)) {
       counters_.refused_joins.fetch_add(1, std::memory_order_relaxed);
       if (options_.hooks.on_join_refused) options_.hooks.on_join_refused(id, channel);
       return errc::join_refused;
     }
-    std::lock_guard<std::mutex> lock(registry_);
-    auto it = clients_.find(id);
-    if (it == clients_.end()) return errc::unknown_client;
-    if (channel_index_locked(it->second, channel) == npos)
-      add_member_locked(it->second, channels_, std::string(channel));
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    Client* c = registry_.find(id);
+    if (c == nullptr) return errc::unknown_client;
+    (void)registry_.join(*c, channel);
     return {};
   }
 
-  /// Removes a client from a channel (nothing to do when it is not in it). Errors:
+  /// Removes a client from a channel (nothing to do when it is not in it). Error:
   /// `errc::unknown_client`.
-  std::error_code leave(ClientId id, std::string_view channel) {
-    std::lock_guard<std::mutex> lock(registry_);
-    auto it = clients_.find(id);
-    if (it == clients_.end()) return errc::unknown_client;
-    Client& c = it->second;
-    std::size_t k = channel_index_locked(c, channel);
-    if (k == npos) return {};
-    remove_member_locked(c.groups[k], true);
-    c.remove_group(k);
+  Result<void> leave(ClientId id, std::string_view channel) {
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    Client* c = registry_.find(id);
+    if (c == nullptr) return errc::unknown_client;
+    (void)registry_.leave(*c, channel);
     return {};
   }
 
@@ -385,37 +324,37 @@ class Broadcaster {
   /// channel: `(client, channel) -> bool`. An empty function allows every join.
   void set_authorizer(Authorizer fn) {
     auto p = fn ? std::make_shared<const Authorizer>(std::move(fn)) : nullptr;
-    std::lock_guard<std::mutex> lock(registry_);
+    std::lock_guard<std::mutex> lock(registry_mutex_);
     authorizer_ = std::move(p);
   }
 
   /// Encodes `event` once and delivers it to every client `target` matches (each once). Sends to
   /// anything but clients only get the next automatic id unless `event.id` is set, and enter the
-  /// history. Returns the id and how many clients accepted it. Never throws for an invalid event:
-  /// `error` is set and nothing is sent.
+  /// history. Returns the id and how many clients accepted it. Never throws: an invalid event
+  /// or name, an unknown single client or a closed broadcaster is an error, and nothing is sent.
   SendResult send(const Target& target, Event event) {
-    SendResult r;
-    if (auto valid = validate(event); !valid) {
-      r.error = valid.error();
-      return r;
-    }
+    if (auto valid = validate(event); !valid) return valid.error();
+    if (!target.valid()) return errc::invalid_name;
+    if (closed()) return errc::closed;
     const bool auto_id = !event.id && !target.is_direct();
+    Sent r;
     if (delivering()) {  // from inside a sink or hook: run right after the current delivery
+      if (unknown_single_client(target)) return errc::unknown_client;
       if (auto_id) event.id = std::to_string(next_event_id_++);
       r.id = event.id.value_or(std::string());
-      if (target.is_direct() && target.selectors().size() == 1 && !connected(target.selectors()[0].client))
-        r.error = errc::unknown_client;
-      pending_.push_back(Pending{false, {}, target, Frame::from_event(event), std::move(event.id)});
+      defer_send(target, Frame::from_event(event), std::move(event.id));
       return r;
     }
+    bool unknown = false;
     with_delivery([&] {
       if (auto_id) event.id = std::to_string(next_event_id_++);
       r.id = event.id.value_or(std::string());
       Frame frame = Frame::from_event(event);
       Outcome o = deliver_locked(target, frame, std::move(event.id));
       r.delivered = o.delivered;
-      if (o.unknown_client) r.error = errc::unknown_client;
+      unknown = o.unknown_client;
     });
+    if (unknown) return errc::unknown_client;
     return r;
   }
 
@@ -439,28 +378,37 @@ class Broadcaster {
   /// Delivers an already-encoded frame as is (no validation, no automatic id) and, when
   /// `history_id` is given, records it in the history under that id. The seam for a multi-node
   /// bus that assigns ids itself (e.g. Redis stream ids, with `id_order = stream_id_order`): the
-  /// frame must already carry its `id:` line. Same ordering and threading rules as `send`.
+  /// frame must already carry its `id:` line. Same ordering, threading and errors as `send`.
   SendResult send_encoded(const Target& target, Frame frame,
                           std::optional<std::string> history_id = std::nullopt) {
-    SendResult r;
+    if (!target.valid()) return errc::invalid_name;
+    if (closed()) return errc::closed;
+    Sent r;
     r.id = history_id.value_or(std::string());
     if (delivering()) {
-      pending_.push_back(Pending{false, {}, target, std::move(frame), std::move(history_id)});
+      if (unknown_single_client(target)) return errc::unknown_client;
+      defer_send(target, std::move(frame), std::move(history_id));
       return r;
     }
+    bool unknown = false;
     with_delivery([&] {
       Outcome o = deliver_locked(target, frame, std::move(history_id));
       r.delivered = o.delivered;
-      if (o.unknown_client) r.error = errc::unknown_client;
+      unknown = o.unknown_client;
     });
+    if (unknown) return errc::unknown_client;
     return r;
   }
 
   /// Delivers an already-encoded frame to one client only (not recorded in the history): for a
-  /// replay fetched from elsewhere (e.g. a bus's XRANGE) right after `connect`. True when the
-  /// client's sink accepted it (false when unknown, failed, or queued from inside a sink).
-  bool deliver_to(ClientId id, Frame frame) {
-    return send_encoded(Target::client(id), std::move(frame)).delivered == 1;
+  /// replay fetched from elsewhere (e.g. a bus's XRANGE) right after `connect`. Errors:
+  /// `errc::unknown_client`, `errc::sink_failed` (the sink refused it: the client is removed),
+  /// `errc::closed`. From inside a sink or hook it is queued and reports success.
+  Result<void> deliver_to(ClientId id, Frame frame) {
+    SendResult r = send_encoded(Target::client(id), std::move(frame));
+    if (!r) return r.error();
+    if (r->delivered == 0 && !delivering()) return errc::sink_failed;
+    return {};
   }
 
   /// Sends a comment heartbeat (":\n\n") to every client nothing was written to for at least the
@@ -469,7 +417,7 @@ class Broadcaster {
   /// delivery: a write counts as made at the tick before it.
   void tick(Clock::time_point now) {
     if (delivering()) {
-      pending_.push_back(Pending{true, now, {}, {}, {}});
+      delivery_.defer(Pending{Pending::Kind::tick, now, {}, {}, {}});
       return;
     }
     with_delivery([&] { tick_locked(now); });
@@ -477,15 +425,15 @@ class Broadcaster {
 
   /// A client's user, pools and channels, or nullopt when it is not connected.
   std::optional<ClientInfo> client(ClientId id) const {
-    std::lock_guard<std::mutex> lock(registry_);
-    auto it = clients_.find(id);
-    if (it == clients_.end()) return std::nullopt;
-    return info_locked(it->second);
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    const Client* c = registry_.find(id);
+    if (c == nullptr) return std::nullopt;
+    return registry_.info(*c);
   }
 
   /// The id of the newest event recorded in the history (kept after it expires); empty if none.
   std::string last_event_id() const {
-    std::lock_guard<std::mutex> lock(registry_);
+    std::lock_guard<std::mutex> lock(registry_mutex_);
     return history_.last_id();
   }
 
@@ -493,10 +441,10 @@ class Broadcaster {
   BroadcasterStats stats() const {
     BroadcasterStats s;
     {
-      std::lock_guard<std::mutex> lock(registry_);
-      s.clients = clients_.size();
-      s.pools = pools_.size();
-      s.channels = channels_.size();
+      std::lock_guard<std::mutex> lock(registry_mutex_);
+      s.clients = registry_.size();
+      s.pools = registry_.pool_count();
+      s.channels = registry_.channel_count();
       s.history = history_.size();
     }
     auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
@@ -516,86 +464,21 @@ class Broadcaster {
 
   const BroadcasterOptions& options() const noexcept { return options_; }
 
+  /// True when the calling thread is inside this broadcaster's delivery (running one of its
+  /// sinks or hooks): a send or tick made now is queued and runs right after it. For layers
+  /// built on top (a bus) that must not block on locks the delivery may wait for.
+  bool delivering() const noexcept { return delivery_.held(); }
+
  private:
-  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  using Registry = detail::Registry<S>;
+  using Client = typename Registry::Client;
+  using Node = typename Registry::Node;
+  using Names = typename Registry::Names;
 
-  struct Client;
-  /// A pool or channel: its members, and its name (the key of its map node). 24 bytes.
-  struct Group {
-    detail::InlineOneVector<Client*> members;
-    const std::string* name = nullptr;
-  };
-  /// A client's place in a group: `group()->members[index] == client`. 12 bytes (the pointer
-  /// kept as two 32-bit halves); whether the group is a channel follows from the position in the
-  /// client's array (pools first).
-  struct Membership {
-    Membership() = default;
-    Membership(Group* g, std::uint32_t i) noexcept : index(i) { set_group(g); }
-    Group* group() const noexcept {
-      auto v = static_cast<std::uintptr_t>(lo);
-      if constexpr (sizeof(std::uintptr_t) > 4) v |= static_cast<std::uintptr_t>(hi) << 16 << 16;
-      return reinterpret_cast<Group*>(v);  // NOLINT(performance-no-int-to-ptr): packed pointer
-    }
-    void set_group(Group* g) noexcept {
-      auto v = reinterpret_cast<std::uintptr_t>(g);
-      lo = static_cast<std::uint32_t>(v);
-      hi = sizeof(std::uintptr_t) > 4 ? static_cast<std::uint32_t>(v >> 16 >> 16) : 0;
-    }
-    std::uint32_t lo = 0;
-    std::uint32_t hi = 0;
-    std::uint32_t index = 0;
-  };
-  /// One connection: 48 bytes plus the sink. `sink`, `written` and `last_activity` belong to the
-  /// delivery lock holder; the rest to the registry lock. Memberships live in one exact-size
-  /// array: pools (the user pool first), then channels.
-  struct Client {
-    Client(S&& s, ClientId i) : sink(std::move(s)), id(i) {}
-    ~Client() { delete[] groups; }
-    Client(const Client&) = delete;
-    Client& operator=(const Client&) = delete;
-
-    S sink;                // first, with `written`: what a delivery touches
-    bool written = false;  // written since the last tick
-    bool has_user = false;
-    bool removed = false;
-    std::uint32_t epoch = 0;  // dedupe stamp of the last multi-part send
-    ClientId id;
-    Clock::time_point last_activity{};  // last write as of the previous tick
-    Membership* groups = nullptr;
-    std::uint32_t group_count = 0;
-    std::uint32_t group_cap = 0;
-    std::uint32_t pool_count = 0;
-    std::uint32_t all_index = 0;  // position in all_
-
-    Membership* begin() noexcept { return groups; }
-    Membership* end() noexcept { return groups + group_count; }
-    const Membership* begin() const noexcept { return groups; }
-    const Membership* end() const noexcept { return groups + group_count; }
-
-    void reserve_groups(std::size_t n) {
-      if (n <= group_cap) return;
-      auto* block = new Membership[n];
-      for (std::uint32_t k = 0; k < group_count; ++k) block[k] = groups[k];
-      delete[] groups;
-      groups = block;
-      group_cap = static_cast<std::uint32_t>(n);
-    }
-    void add_group(const Membership& m) {
-      if (group_count == group_cap) reserve_groups(group_cap + (group_cap < 4 ? 2 : group_cap / 2));
-      groups[group_count++] = m;
-    }
-    void remove_group(std::size_t k) noexcept { groups[k] = groups[--group_count]; }
-  };
-  using ClientMap = std::unordered_map<ClientId, Client>;
-  using GroupMap = std::unordered_map<std::string, Group>;
-
-  struct Names {
-    std::vector<std::string> pools;
-    std::vector<std::string> channels;
-    bool has_user = false;
-  };
+  /// A send, tick or shutdown made from inside a delivery, run right after it.
   struct Pending {
-    bool tick;
+    enum class Kind : std::uint8_t { send, tick, close };
+    Kind kind;
     Clock::time_point now;
     Target target;
     Frame frame;
@@ -609,83 +492,54 @@ class Broadcaster {
     std::atomic<std::uint64_t> connects{0}, disconnects{0}, drops{0}, sends{0}, frames{0}, bytes{0},
         heartbeats{0}, replays{0}, replayed_frames{0}, replay_misses{0}, refused_joins{0};
   };
+  /// What the delivery order calls back: deferred jobs and closing removed clients.
+  struct Worker {
+    Broadcaster& b;
+    void run(Pending& p) {
+      switch (p.kind) {
+        case Pending::Kind::send: (void)b.deliver_locked(p.target, p.frame, std::move(p.id)); break;
+        case Pending::Kind::tick: b.tick_locked(p.now); break;
+        case Pending::Kind::close: (void)b.close_locked(); break;
+      }
+    }
+    void close(Node& n) { detail::sink_close(n.mapped().sink); }
+  };
+  Worker worker() noexcept { return Worker{*this}; }
 
-  static bool valid_name(std::string_view name) noexcept {
-    return !name.empty() && name.size() <= max_group_name;
-  }
   static bool contains(const std::vector<std::string>& v, std::string_view s) noexcept {
     for (const std::string& x : v)
       if (x == s) return true;
     return false;
   }
 
-  bool delivering() const noexcept { return detail::DeliveryMark::held(this); }
+  static ConnectResult refuse(S& sink, errc e) {
+    detail::sink_close(sink);
+    return e;
+  }
+
+  /// Queues a send behind the current delivery (which this thread runs).
+  void defer_send(const Target& target, Frame frame, std::optional<std::string> id) {
+    delivery_.defer(Pending{Pending::Kind::send, {}, target, std::move(frame), std::move(id)});
+  }
+
+  template <class F>
+  void with_delivery(F&& f) {
+    delivery_.run(std::forward<F>(f), worker());
+  }
 
   std::shared_ptr<const Authorizer> authorizer() const {
-    std::lock_guard<std::mutex> lock(registry_);
+    std::lock_guard<std::mutex> lock(registry_mutex_);
     return authorizer_;
   }
 
-  bool connected(ClientId id) const {
-    std::lock_guard<std::mutex> lock(registry_);
-    return clients_.count(id) != 0;
+  /// True when `target` is one client that is not connected.
+  bool unknown_single_client(const Target& target) const {
+    if (!target.is_direct() || target.selectors().size() != 1) return false;
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    return registry_.find(target.selectors()[0].client) == nullptr;
   }
 
-  /// Runs f holding the delivery order lock (or inline when this thread already holds it), then
-  /// runs what was queued meanwhile and frees retired clients.
-  template <class F>
-  void with_delivery(F&& f) {
-    if (delivering()) {
-      f();
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> order(delivery_);
-      detail::DeliveryMark mark(this);
-      f();
-      finish_locked();
-    }
-    reclaim_orphans();
-  }
-
-  /// Queued sends and ticks, then retired clients, until neither is left. Delivery lock held.
-  void finish_locked() {
-    for (;;) {
-      if (!pending_.empty()) {
-        Pending p = std::move(pending_.front());
-        pending_.pop_front();
-        if (p.tick) tick_locked(p.now);
-        else deliver_locked(p.target, p.frame, std::move(p.id));
-        continue;
-      }
-      std::vector<typename ClientMap::node_type> dead;
-      {
-        std::lock_guard<std::mutex> lock(registry_);
-        dead.swap(retired_);
-        retired_pending_.store(false, std::memory_order_relaxed);
-      }
-      if (dead.empty()) return;
-      for (auto& n : dead) detail::sink_close(n.mapped().sink);
-    }
-  }
-
-  /// Hands a removed client to whoever holds the delivery lock (it is freed when they finish).
-  void retire(typename ClientMap::node_type&& node) {
-    std::lock_guard<std::mutex> lock(registry_);
-    retired_.push_back(std::move(node));
-    retired_pending_.store(true, std::memory_order_release);
-  }
-
-  /// Frees clients retired while another thread was delivering and has since finished.
-  void reclaim_orphans() {
-    while (retired_pending_.load(std::memory_order_acquire) && delivery_.try_lock()) {
-      std::lock_guard<std::mutex> order(delivery_, std::adopt_lock);
-      detail::DeliveryMark mark(this);
-      finish_locked();
-    }
-  }
-
-  /// Preamble, retry, replay: straight to a sink that is not registered yet.
+  /// Preamble, retry, replay: straight to a sink that is not registered yet. Closes it on failure.
   bool write_initial(S& sink, const std::vector<Frame>& replay) {
     std::uint64_t frames = 0, bytes = 0;
     bool ok = true;
@@ -707,67 +561,21 @@ class Broadcaster {
     return ok;
   }
 
-  /// Records (when id), selects the recipients, delivers without the registry lock, then drops
-  /// the clients whose sink failed. Delivery lock held.
+  /// Selects the recipients, records the event (when `id`), delivers without the registry lock,
+  /// then drops the clients whose sink failed. A send to one unknown client does nothing.
+  /// Delivery lock held.
   Outcome deliver_locked(const Target& target, const Frame& frame, std::optional<std::string> id) {
     Outcome o;
     {
-      std::lock_guard<std::mutex> lock(registry_);
+      std::lock_guard<std::mutex> lock(registry_mutex_);
+      o.unknown_client = registry_.select(target, recipients_);
+      if (o.unknown_client) return o;
       if (id) history_.push(std::move(*id), target, frame, now_);
-      o.unknown_client = select_locked(target);
     }
     counters_.sends.fetch_add(1, std::memory_order_relaxed);
     o.delivered = run_pass(frame, true);
     drop_failed();
     return o;
-  }
-
-  /// Fills recipients_ with the clients `target` matches, each once. Returns true when the target
-  /// is one client that is not connected.
-  bool select_locked(const Target& target) {
-    recipients_.clear();
-    if (target.is_all()) {
-      recipients_.assign(all_.begin(), all_.end());
-      return false;
-    }
-    const auto& parts = target.selectors();
-    if (parts.size() == 1) {  // one part: no duplicates possible
-      const Target::Selector& s = parts[0];
-      if (s.kind == Target::Kind::client) {
-        auto it = clients_.find(s.client);
-        if (it == clients_.end()) return true;
-        recipients_.push_back(&it->second);
-      } else if (const Group* g = find_group_locked(s)) {
-        recipients_.assign(g->members.begin(), g->members.end());
-      }
-      return false;
-    }
-    if (++epoch_ == 0) {  // wrapped: forget every old stamp
-      for (Client* c : all_) c->epoch = 0;
-      epoch_ = 1;
-    }
-    const std::uint32_t stamp = epoch_;
-    auto add = [&](Client* c) {
-      if (c->epoch != stamp) {
-        c->epoch = stamp;
-        recipients_.push_back(c);
-      }
-    };
-    for (const Target::Selector& s : parts) {
-      if (s.kind == Target::Kind::client) {
-        auto it = clients_.find(s.client);
-        if (it != clients_.end()) add(&it->second);
-      } else if (const Group* g = find_group_locked(s)) {
-        for (Client* c : g->members) add(c);
-      }
-    }
-    return false;
-  }
-
-  const Group* find_group_locked(const Target::Selector& s) const {
-    const GroupMap& map = s.kind == Target::Kind::channel ? channels_ : pools_;
-    auto it = map.find(s.name);
-    return it == map.end() ? nullptr : &it->second;
   }
 
   /// Hands `frame` to every selected client; no registry lock, so sinks may call back in.
@@ -812,46 +620,51 @@ class Broadcaster {
     return ok;
   }
 
-  /// Removes the clients whose sink failed in the last pass (closed by finish_locked).
+  /// Removes the clients whose sink failed in the last pass; the delivery order closes them when
+  /// the current delivery ends. Delivery lock held.
   void drop_failed() {
     if (failed_.empty()) return;
-    std::vector<ClientId> gone;
+    std::vector<Node> gone;
+    std::vector<ClientId> ids;
     {
-      std::lock_guard<std::mutex> lock(registry_);
+      std::lock_guard<std::mutex> lock(registry_mutex_);
       for (Client* c : failed_) {
         if (c->removed) continue;  // disconnected meanwhile
-        gone.push_back(c->id);
-        unlink_locked(*c);
-        retired_.push_back(clients_.extract(c->id));
+        ids.push_back(c->id);
+        gone.push_back(registry_.remove(*c));
       }
-      if (!gone.empty()) retired_pending_.store(true, std::memory_order_release);
     }
     failed_.clear();
-    counters_.drops.fetch_add(gone.size(), std::memory_order_relaxed);
+    delivery_.retire(std::move(gone));
+    counters_.drops.fetch_add(ids.size(), std::memory_order_relaxed);
+    counters_.disconnects.fetch_add(ids.size(), std::memory_order_relaxed);
+    if (options_.hooks.on_disconnect)
+      for (ClientId id : ids) options_.hooks.on_disconnect(id, DisconnectReason::sink_failed);
+  }
+
+  /// Removes and closes every client (the shutdown). Delivery lock held, no pass running.
+  std::size_t close_locked() {
+    std::vector<Node> gone;
+    {
+      std::lock_guard<std::mutex> lock(registry_mutex_);
+      gone = registry_.remove_all();
+      swept_ = true;
+    }
     counters_.disconnects.fetch_add(gone.size(), std::memory_order_relaxed);
     if (options_.hooks.on_disconnect)
-      for (ClientId id : gone) options_.hooks.on_disconnect(id, DisconnectReason::sink_failed);
+      for (Node& n : gone) options_.hooks.on_disconnect(n.key(), DisconnectReason::shutdown);
+    for (Node& n : gone) detail::sink_close(n.mapped().sink);
+    return gone.size();
   }
 
   void tick_locked(Clock::time_point now) {
     {
-      std::lock_guard<std::mutex> lock(registry_);
+      std::lock_guard<std::mutex> lock(registry_mutex_);
       if (now > now_) now_ = now;
       history_.expire(now);
-      const auto interval = options_.heartbeat;
       recipients_.clear();
-      if (interval.count() > 0) {
-        for (Client* c : all_) {
-          if (c->written) {
-            c->written = false;
-            if (c->last_activity < last_tick_) c->last_activity = last_tick_;
-          }
-          if (now - c->last_activity >= interval) {
-            c->last_activity = now;
-            recipients_.push_back(c);
-          }
-        }
-      }
+      if (options_.heartbeat.count() > 0)
+        registry_.select_idle(now, last_tick_, options_.heartbeat, recipients_);
       if (now > last_tick_) last_tick_ = now;
     }
     std::size_t n = run_pass(Frame::keepalive(), false);
@@ -859,111 +672,28 @@ class Broadcaster {
     drop_failed();
   }
 
-  void register_locked(ClientId id, S&& sink, Names& names, Clock::time_point now) {
-    if (now > now_) now_ = now;
-    Client& c = clients_.try_emplace(id, std::move(sink), id).first->second;
-    c.last_activity = now;
-    c.has_user = names.has_user;
-    c.reserve_groups(names.pools.size() + names.channels.size());
-    for (std::string& p : names.pools) add_member_locked(c, pools_, std::move(p));
-    c.pool_count = c.group_count;
-    for (std::string& ch : names.channels) add_member_locked(c, channels_, std::move(ch));
-    c.all_index = static_cast<std::uint32_t>(all_.size());
-    all_.push_back(&c);
-  }
-
-  void add_member_locked(Client& c, GroupMap& map, std::string name) {
-    auto [it, fresh] = map.try_emplace(std::move(name));
-    Group& g = it->second;
-    if (fresh) g.name = &it->first;
-    c.add_group(Membership(&g, static_cast<std::uint32_t>(g.members.size())));
-    g.members.push_back(&c);
-  }
-
-  /// Takes the membership's client out of its group; erases the group when it empties.
-  void remove_member_locked(const Membership& m, bool channel) {
-    Group& g = *m.group();
-    Client* last = g.members.back();
-    if (m.index + 1 != g.members.size()) {
-      g.members[m.index] = last;
-      for (Membership& lm : *last)
-        if (lm.group() == &g) {
-          lm.index = m.index;
-          break;
-        }
-    }
-    g.members.pop_back();
-    if (g.members.empty()) {
-      GroupMap& map = channel ? channels_ : pools_;
-      // cppcheck-suppress mismatchingContainerIterator ; `map` is one of the two, by reference
-      map.erase(map.find(*g.name));
-    } else {
-      g.members.shrink();
-    }
-  }
-
-  /// Takes a client out of every registry (its record stays alive until freed).
-  void unlink_locked(Client& c) {
-    for (std::uint32_t k = 0; k < c.group_count; ++k) remove_member_locked(c.groups[k], k >= c.pool_count);
-    c.group_count = 0;
-    Client* last = all_.back();
-    all_[c.all_index] = last;
-    last->all_index = c.all_index;
-    all_.pop_back();
-    shrink(all_);
-    c.removed = true;
-  }
-
-  /// Gives memory back after a crowd left (a vector at a quarter of its capacity).
-  static void shrink(std::vector<Client*>& v) {
-    if (v.capacity() > 64 && v.size() < v.capacity() / 4) v.shrink_to_fit();
-  }
-
-  std::size_t channel_index_locked(const Client& c, std::string_view channel) const noexcept {
-    for (std::size_t k = c.pool_count; k < c.group_count; ++k)
-      if (*c.groups[k].group()->name == channel) return k;
-    return npos;
-  }
-
-  ClientInfo info_locked(const Client& c) const {
-    ClientInfo info;
-    info.id = c.id;
-    for (std::size_t k = 0; k < c.group_count; ++k) {
-      const std::string& name = *c.groups[k].group()->name;
-      if (k == 0 && c.has_user) info.user = name.substr(5);
-      else if (k < c.pool_count) info.pools.push_back(name);
-      else info.channels.push_back(name);
-    }
-    return info;
-  }
-
   const BroadcasterOptions options_;
   Frame preamble_;
   Frame retry_;
 
-  // Delivery order lock: held by whoever delivers (send, tick, connect with replay). Taken
-  // before registry_ when both are needed; never taken while holding registry_.
-  std::mutex delivery_;
+  // Delivery order: held by whoever delivers (send, tick, connect with replay, close_all). Taken
+  // before registry_mutex_ when both are needed; never taken while holding registry_mutex_.
+  detail::DeliveryOrder<Pending, Node> delivery_;
   // Delivery-lock-only state.
   std::uint64_t next_event_id_;
   std::vector<Client*> recipients_;  // reused snapshot: no allocation per recipient
   std::vector<Client*> failed_;
-  std::deque<Pending> pending_;      // sends and ticks made from inside a delivery
 
-  // Registry lock: the maps, the history, the clock; held briefly, never while a sink runs.
-  mutable std::mutex registry_;
-  ClientMap clients_;
-  GroupMap pools_;
-  GroupMap channels_;
-  std::vector<Client*> all_;
+  // Registry lock: the registry, the history, the clock; held briefly, never while a sink runs.
+  mutable std::mutex registry_mutex_;
+  Registry registry_;
   History history_;
-  std::uint32_t epoch_ = 0;
   Clock::time_point now_;
   Clock::time_point last_tick_;
   std::shared_ptr<const Authorizer> authorizer_;
-  std::vector<typename ClientMap::node_type> retired_;  // removed during a delivery; freed after it
+  bool swept_ = false;  // close_all removed everyone: no client may register any more
 
-  std::atomic<bool> retired_pending_{false};
+  std::atomic<bool> closed_{false};  // close_all was called; set under registry_mutex_
   std::atomic<ClientId> next_client_id_{1};
   Counters counters_;
 };

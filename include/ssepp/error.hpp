@@ -25,7 +25,7 @@ enum class errc {
   // Broadcaster.
   unknown_client,  ///< no connected client has that id
   join_refused,    ///< the host's authorisation predicate refused a channel join
-  invalid_name,    ///< a pool or channel name is empty or too long
+  invalid_name,    ///< a user, pool or channel name is empty or too long
   // Client.
   bad_status,        ///< the response status is not 200 (or 204, which closes for good)
   bad_content_type,  ///< the response is not text/event-stream
@@ -46,6 +46,8 @@ enum class errc {
   too_many_redirects,  ///< more redirects in a row than `ClientOptions::max_redirects`
   insecure_redirect,   ///< a redirect from https to http, refused unless allowed
   retries_exhausted,   ///< `ClientOptions::max_retries` consecutive failed attempts
+  // Broadcaster (connect).
+  sink_failed,  ///< the sink refused a frame while connecting (preamble, retry hint or replay)
 };
 
 /// The enumerator's name ("line_too_long"), or "" for a value that is none. For logs and test
@@ -75,6 +77,7 @@ constexpr std::string_view to_string(errc e) noexcept {
     case errc::too_many_redirects: return "too_many_redirects";
     case errc::insecure_redirect: return "insecure_redirect";
     case errc::retries_exhausted: return "retries_exhausted";
+    case errc::sink_failed: return "sink_failed";
   }
   return {};
 }
@@ -92,7 +95,8 @@ class error_category_impl final : public std::error_category {
       case errc::event_too_large: return "event data exceeds the parser's maximum event size";
       case errc::unknown_client: return "no connected client has this id";
       case errc::join_refused: return "channel join refused by the authorisation policy";
-      case errc::invalid_name: return "pool or channel name is empty or too long";
+      case errc::invalid_name: return "user, pool or channel name is empty or too long";
+      case errc::sink_failed: return "the sink refused a frame while the client was connecting";
       case errc::bad_status: return "response status is not 200 OK";
       case errc::bad_content_type: return "response content type is not text/event-stream";
       case errc::closed: return "closed";

@@ -202,22 +202,6 @@ template <class E>
 constexpr std::string_view enum_name(E e) noexcept {
   return to_string(e);
 }
-inline std::string_view enum_name(Replay e) noexcept {
-  switch (e) {
-    case Replay::none: return "none";
-    case Replay::found: return "found";
-    case Replay::unknown: return "unknown";
-    case Replay::too_old: return "too_old";
-  }
-  return "unknown";
-}
-inline std::string_view enum_name(DisconnectReason e) noexcept {
-  switch (e) {
-    case DisconnectReason::requested: return "requested";
-    case DisconnectReason::sink_failed: return "sink_failed";
-  }
-  return "unknown";
-}
 
 inline constexpr std::string_view enum_type_name(errc) noexcept { return "errc"; }
 inline constexpr std::string_view enum_type_name(Overflow) noexcept { return "Overflow"; }

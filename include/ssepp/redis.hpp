@@ -304,13 +304,16 @@ inline std::string_view reply_text(const redisReply* r) noexcept {
 }
 
 /// A target as one stream-entry field: "*" for all, else each part as <kind><length>:<name>
-/// with kind k (client id), p (pool) or c (channel). Any byte may appear in a name.
+/// with kind k (client id), u (user), p (pool) or c (channel). Any byte may appear in a name.
 inline std::string encode_target(const Target& t) {
   if (t.is_all()) return "*";
   std::string out;
   for (const auto& s : t.selectors()) {
     std::string name = s.kind == Target::Kind::client ? std::to_string(s.client) : s.name;
-    out += s.kind == Target::Kind::client ? 'k' : s.kind == Target::Kind::pool ? 'p' : 'c';
+    out += s.kind == Target::Kind::client ? 'k'
+           : s.kind == Target::Kind::user ? 'u'
+           : s.kind == Target::Kind::pool ? 'p'
+                                          : 'c';
     out += std::to_string(name.size());
     out += ':';
     out += name;
@@ -331,7 +334,9 @@ inline std::optional<Target> decode_target(std::string_view text) {
     if (i == 0 || i >= text.size() || text[i] != ':' || text.size() - i - 1 < len) return std::nullopt;
     std::string name(text.substr(i + 1, len));
     text.remove_prefix(i + 1 + len);
-    if (kind == 'p') {
+    if (kind == 'u') {
+      t |= Target::user(name);
+    } else if (kind == 'p') {
       t |= Target::pool(std::move(name));
     } else if (kind == 'c') {
       t |= Target::channel(std::move(name));
@@ -472,9 +477,8 @@ class RedisStreamBus {
   /// given by the caller is ignored: the stream assigns ids. `delivered` is 0: delivery happens
   /// on every node when the entry is read.
   SendResult send(const Target& target, Event ev) {
-    SendResult result;
     ev.id.reset();
-    if ((result.error = validate(ev).error())) return result;
+    if (auto valid = validate(ev); !valid) return valid.error();
     std::string target_field = detail::encode_target(target);
     std::string maxlen = std::to_string(options_.max_len);
     std::string retry = ev.retry ? std::to_string(ev.retry->count()) : std::string();
@@ -487,7 +491,8 @@ class RedisStreamBus {
     // send_mutex_ guards the send connection and nothing else: no delivery, no call out (the
     // log line is written after it is released), so a hook may send while holding the local
     // delivery lock.
-    std::string error, why;
+    std::string error, why, id;
+    bool unavailable = false;
     {
       std::lock_guard<std::mutex> lock(send_mutex_);
       auto now = std::chrono::steady_clock::now();
@@ -498,23 +503,27 @@ class RedisStreamBus {
             why = "redis: send: cannot connect to " + options_.host + ":" +
                   std::to_string(options_.port) + ": " + error;
           }
-          result.error = errc::bus_unavailable;
+          unavailable = true;
         }
       }
-      if (!result.error) {
+      if (!unavailable) {
         auto reply = send_conn_.command_argv(args, error);
         if (reply && reply->type == REDIS_REPLY_STRING) {
-          result.id = std::string(detail::reply_text(reply.get()));
+          id = std::string(detail::reply_text(reply.get()));
         } else {
           why = "redis: send failed: " + error;
-          result.error = errc::bus_unavailable;
+          unavailable = true;
         }
       }
     }
-    if (result.error) ++publish_errors_;
-    else ++published_;
+    if (unavailable) {
+      ++publish_errors_;
+    } else {
+      ++published_;
+    }
     if (!why.empty()) log(why);
-    return result;
+    if (unavailable) return errc::bus_unavailable;
+    return Sent{std::move(id), 0};
   }
 
   SendResult broadcast(Event ev) { return send(Target::all(), std::move(ev)); }
@@ -534,7 +543,7 @@ class RedisStreamBus {
     // end of its replay. This thread may hold it already (a hook of the reader's own delivery, or
     // of a connect in progress): nothing else delivers then either. Inside a delivery of the
     // local broadcaster it is only tried: the reader may hold it, waiting for that delivery.
-    const bool in_delivery = detail::DeliveryMark::held(&local_);
+    const bool in_delivery = local_.delivering();
     const bool nested = deliver_mutex_.held_here();
     std::unique_lock<detail::OwnedMutex> hold(deliver_mutex_, std::defer_lock);
     if (!nested) {
@@ -546,24 +555,23 @@ class RedisStreamBus {
     std::string user = options.user;
     std::vector<std::string> pools = options.pools;
     ConnectResult r = local_.connect(std::move(sink), std::move(options));
-    if (!r || !last || last->empty() || r.replay == Replay::found) return r;
+    if (!r || !last || last->empty() || r->replay == Replay::found) return r;
     if (!stream_id_order(*last, *last)) return r;  // not a stream id: unknown
     if (!nested && !hold.owns_lock()) {
       log("redis: no replay from Redis for a client connected from inside a delivery while the "
           "reader was delivering: replay left " +
-          std::string(r.replay == Replay::too_old ? "too old" : "unknown"));
+          std::string(r->replay == Replay::too_old ? "too old" : "unknown"));
       return r;
     }
-    for (const auto& refused : r.refused_channels)
+    for (const auto& refused : r->refused_channels)
       channels.erase(std::remove(channels.begin(), channels.end(), refused), channels.end());
     auto in_pool = [&](std::string_view p) {
-      return std::find(pools.begin(), pools.end(), p) != pools.end() ||
-             (!user.empty() && p == Target::user_pool(user));
+      return std::find(pools.begin(), pools.end(), p) != pools.end();
     };
     auto in_channel = [&](std::string_view c) {
       return std::find(channels.begin(), channels.end(), c) != channels.end();
     };
-    replay_from_redis(r, *last, in_pool, in_channel, in_delivery);
+    replay_from_redis(*r, *last, user, in_pool, in_channel, in_delivery);
     return r;
   }
 
@@ -617,8 +625,8 @@ class RedisStreamBus {
   /// Called holding deliver_mutex_ (directly or through the reader); `queued` when called from
   /// inside a local delivery, which runs the replay right after itself, before anything newer.
   template <class InPool, class InChannel>
-  void replay_from_redis(ConnectResult& r, const std::string& last, InPool& in_pool,
-                         InChannel& in_channel, bool queued) {
+  void replay_from_redis(Connected& r, const std::string& last, const std::string& user,
+                         InPool& in_pool, InChannel& in_channel, bool queued) {
     std::string upto;
     {
       std::lock_guard<std::mutex> lock(state_mutex_);
@@ -647,7 +655,7 @@ class RedisStreamBus {
       Target target;
       Event ev;
       if (!detail::decode_entry(range->element[i], target, ev)) continue;
-      if (!target.matches(r.id, in_pool, in_channel)) continue;
+      if (!target.matches(r.id, user, in_pool, in_channel)) continue;
       if (queued) {
         (void)local_.send_encoded(Target::client(r.id), Frame::from_event(ev));
       } else if (!local_.deliver_to(r.id, Frame::from_event(ev))) {

@@ -11,7 +11,9 @@
 #include <ssepp/parser.hpp>
 #include <ssepp/sink.hpp>
 #include <ssepp/mailbox.hpp>
+#include <ssepp/target.hpp>
 #include <ssepp/history.hpp>
+#include <ssepp/broadcaster_options.hpp>
 #include <ssepp/broadcaster.hpp>
 #include <ssepp/http.hpp>
 #include <ssepp/cors.hpp>

@@ -28,14 +28,15 @@ int main() {
   who.channels = {"ticker:ACME"};
   ssepp::ConnectResult client = hub.connect(Stdout{}, who);
   ssepp::SendResult sent = hub.publish("ticker:ACME", ev);  // id "1", delivered to 1 client
-  hub.send_to_user("alice", ssepp::Event{}.with_type("notify").with_data("hi"));
+  (void)hub.send_to_user("alice", ssepp::Event{}.with_type("notify").with_data("hi"));
 
   // Parse a stream, however it is chunked.
   ssepp::Parser parser;
   std::vector<std::string> seen;
   (void)parser.feed(bytes, [&](const ssepp::EventView& e) { seen.emplace_back(e.data); });
 
+  if (!client || !sent) return 1;  // Result: true on success, else .error() says why
   std::printf("client %llu got event %s; parsed %zu event(s)\n",
-              static_cast<unsigned long long>(client.id), sent.id.c_str(), seen.size());
-  return sent.delivered == 1 && seen.size() == 1 ? 0 : 1;
+              static_cast<unsigned long long>(client->id), sent->id.c_str(), seen.size());
+  return sent->delivered == 1 && seen.size() == 1 ? 0 : 1;
 }

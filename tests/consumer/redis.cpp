@@ -14,10 +14,10 @@ int main() {
   ro.timeout = std::chrono::milliseconds(500);
   ssepp::RedisStreamBus<ssepp::Mailbox> bus(local, ro);
   auto sent = bus.publish("prices", ssepp::Event{}.with_data("1"));
-  if (sent.error != ssepp::errc::bus_unavailable) {
-    std::fprintf(stderr, "expected bus_unavailable, got: %s\n", sent.error.message().c_str());
+  if (sent.error() != ssepp::errc::bus_unavailable) {
+    std::fprintf(stderr, "expected bus_unavailable, got: %s\n", sent.error().message().c_str());
     return 1;
   }
-  std::printf("redis consumer: %s\n", sent.error.message().c_str());
+  std::printf("redis consumer: %s\n", sent.error().message().c_str());
   return 0;
 }

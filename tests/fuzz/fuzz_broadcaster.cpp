@@ -50,7 +50,7 @@ struct FuzzSink {
 };
 
 const char* const users[] = {"", "ann", "bob", "admin"};
-const char* const pools[] = {"tenant:a", "tenant:b", "role:x"};
+const char* const pools[] = {"tenant:a", "user:bob", "role:x"};  // "user:bob" is just a pool
 const char* const channels[] = {"news", "chat", "vip"};
 
 struct ModelClient {
@@ -62,10 +62,7 @@ struct ModelClient {
   bool alive = true;
   bool matches(const ssepp::Target& t) const {
     return t.matches(
-        id,
-        [&](std::string_view p) {
-          return pools.count(std::string(p)) || (!user.empty() && p == ssepp::Target::user_pool(user));
-        },
+        id, user, [&](std::string_view p) { return pools.count(std::string(p)) != 0; },
         [&](std::string_view c) { return channels.count(std::string(c)) != 0; });
   }
 };
@@ -122,8 +119,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     history.erase(history.begin());
   };
 
+  bool closed = false;
   for (int step = 0; step < 64 && in.remaining_bytes() > 0; ++step) {
-    switch (in.ConsumeIntegralInRange(0, 7)) {
+    switch (in.ConsumeIntegralInRange(0, 9)) {
       case 0: {  // connect
         ModelClient c;
         c.user = in.PickValueInArray(users);
@@ -142,7 +140,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
         for (const auto& ch : o.channels)
           if (authorised(c.user, ch)) c.channels.insert(ch);
         c.inbox = std::make_shared<Received>();
-        auto r = hub.connect(FuzzSink{c.inbox}, o, now);
+        auto res = hub.connect(FuzzSink{c.inbox}, o, now);
+        if (closed) {
+          CHECK(res.error() == ssepp::errc::closed);
+          break;
+        }
+        CHECK(res);
+        const ssepp::Connected& r = *res;
         CHECK(r.id != 0);
         c.id = r.id;
         CHECK(r.refused_channels.size() == o.channels.size() - c.channels.size());
@@ -175,7 +179,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
       case 1: {  // disconnect
         if (clients.empty()) break;
         auto& c = clients[in.ConsumeIntegralInRange<std::size_t>(0, clients.size() - 1)];
-        CHECK(hub.disconnect(c.id) == c.alive);
+        CHECK(static_cast<bool>(hub.disconnect(c.id)) == c.alive);
         c.alive = false;
         break;
       }
@@ -185,17 +189,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
         auto& c = clients[in.ConsumeIntegralInRange<std::size_t>(0, clients.size() - 1)];
         std::string ch = in.PickValueInArray(channels);
         if (in.ConsumeBool()) {
-          auto ec = hub.join(c.id, ch);
-          if (!c.alive) CHECK(ec == ssepp::errc::unknown_client);
-          else if (!authorised(c.user, ch)) CHECK(ec == ssepp::errc::join_refused);
+          auto joined = hub.join(c.id, ch);
+          if (!c.alive) CHECK(joined.error() == ssepp::errc::unknown_client);
+          else if (!authorised(c.user, ch)) CHECK(joined.error() == ssepp::errc::join_refused);
           else {
-            CHECK(!ec);
+            CHECK(joined);
             c.channels.insert(ch);
           }
         } else {
-          auto ec = hub.leave(c.id, ch);
-          if (!c.alive) CHECK(ec == ssepp::errc::unknown_client);
-          else c.channels.erase(ch);
+          auto left = hub.leave(c.id, ch);
+          if (!c.alive) CHECK(left.error() == ssepp::errc::unknown_client);
+          else {
+            CHECK(left);
+            c.channels.erase(ch);
+          }
         }
         break;
       }
@@ -203,7 +210,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
       case 5: {  // send
         ssepp::Target t = pick_target(in, clients);
         std::string data = "e" + std::to_string(++sends);
-        auto r = hub.send(t, ssepp::Event{}.with_data(data));
+        auto res = hub.send(t, ssepp::Event{}.with_data(data));
+        if (!t.valid()) {  // an empty user name
+          CHECK(res.error() == ssepp::errc::invalid_name);
+          break;
+        }
+        if (closed) {
+          CHECK(res.error() == ssepp::errc::closed);
+          break;
+        }
         std::size_t expect_delivered = 0;
         for (auto& c : clients) {
           if (!c.alive || !c.matches(t)) continue;
@@ -215,10 +230,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
           ++expect_delivered;
         }
         if (t.is_direct() && !(t.selectors().empty())) {
-          CHECK(!r.error || r.error == ssepp::errc::unknown_client);
-          CHECK(r.id.empty());
+          if (!res) {
+            CHECK(res.error() == ssepp::errc::unknown_client);
+            CHECK(expect_delivered == 0);
+            break;
+          }
+          CHECK(res->id.empty());
         } else {
-          CHECK(!r.error);
+          CHECK(res);
+          const ssepp::Sent& r = *res;
           CHECK(!r.id.empty());
           newest = r.id;
           all_ids.push_back(r.id);
@@ -229,7 +249,53 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
             dropped = r.id;
           }
         }
-        CHECK(r.delivered == expect_delivered);
+        CHECK(res->delivered == expect_delivered);
+        break;
+      }
+      case 8: {  // disconnect everyone a target matches
+        ssepp::Target t = pick_target(in, clients);
+        std::size_t expect = 0;
+        for (auto& c : clients)
+          if (c.alive && c.matches(t)) {
+            c.alive = false;
+            ++expect;
+          }
+        CHECK(hub.disconnect(t) == expect);
+        break;
+      }
+      case 9: {  // shut down (rarely): the last event reaches everyone alive, then all are gone
+        if (in.ConsumeIntegralInRange(0, 7) != 0) break;
+        const bool with_event = in.ConsumeBool();
+        std::string data = "bye" + std::to_string(++sends);
+        auto res = with_event ? hub.close_all(ssepp::Event{}.with_data(data)) : hub.close_all();
+        CHECK(res);
+        std::size_t expect = 0;
+        for (auto& c : clients) {
+          if (!c.alive) continue;
+          if (closed) CHECK(false);
+          c.alive = false;
+          if (!with_event || !c.inbox->fail) {
+            if (with_event) c.expected.push_back(data);
+            ++expect;
+          }
+        }
+        if (closed) {
+          CHECK(*res == 0);
+          break;
+        }
+        if (with_event && !closed) {
+          // The last event is a broadcast: it has an id and enters the history.
+          newest = hub.last_event_id();
+          all_ids.push_back(newest);
+          if (history_size > 0) {
+            history.push_back(Entry{newest, data, ssepp::Target::all(), now});
+            if (history.size() > history_size) drop_front();
+          } else {
+            dropped = newest;
+          }
+        }
+        closed = true;
+        CHECK(*res == expect);
         break;
       }
       case 6: {  // a sink starts failing
