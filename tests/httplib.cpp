@@ -18,6 +18,14 @@
 #include <thread>
 #include <vector>
 
+// Debian's cpp-httplib is a compiled library, not built with ThreadSanitizer: its function-local
+// statics and buffers are synchronised in code TSan cannot see (e.g. the final-chunk marker, a
+// static initialised on one connection thread and read on another). Accesses its interceptors see
+// from inside that library are not ours to judge; everything compiled here still is.
+extern "C" const char* __tsan_default_suppressions() {
+  return "called_from_lib:libcpp-httplib.so\n";
+}
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Hub = ssepp::Broadcaster<ssepp::Mailbox>;
@@ -260,12 +268,13 @@ TEST_CASE("httplib: an invalid Last-Event-ID is answered 400", "[httplib]") {
 TEST_CASE("httplib: a missed replay reaches on_open, which sends a snapshot first", "[httplib]") {
   std::mutex m;
   std::vector<ssepp::Replay> seen;
+  std::vector<std::string> paths;
   ssepp::httplib::EndpointOptions o;
   o.on_open = [&](const ::httplib::Request& req, ssepp::httplib::StreamStart& start) {
-    CHECK(req.path == "/events");
-    {
+    {  // on a connection thread: recorded here, checked on the test's thread
       std::lock_guard<std::mutex> lock(m);
       seen.push_back(start.replay);
+      paths.push_back(req.path);
     }
     if (start.replay_missed()) (void)ssepp::encode_to(start.first, ev("state", "snapshot"));
   };
@@ -285,6 +294,8 @@ TEST_CASE("httplib: a missed replay reaches on_open, which sends a snapshot firs
   expect("1", ssepp::Replay::too_old, {"state"});
   expect("zzz", ssepp::Replay::unknown, {"state"});
   expect("4", ssepp::Replay::found, {"5"});
+  std::lock_guard<std::mutex> lock(m);
+  CHECK(paths == std::vector<std::string>(3, "/events"));
 }
 
 TEST_CASE("httplib: connect_options says who the client is, or refuses it", "[httplib]") {
