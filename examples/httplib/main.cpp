@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     server.listen_after_bind();
   }
-  if (!hub.closed()) pthread_kill(signals.native_handle(), SIGTERM);  // listen failed: no signal came
+  // listen failed, or returned without a signal: wake the signal thread so it can be joined
+  if (!hub.closed()) pthread_kill(signals.native_handle(), SIGTERM);
   signals.join();
   running = false;
   ticker.join();

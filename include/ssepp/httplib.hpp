@@ -210,7 +210,8 @@ class HttplibStream {
   /// (if still there), and the host hears why the stream ended.
   void release(bool success) {
     if (released_.exchange(true)) return;  // once, even if the response was copied
-    if (!reason_) reason_ = success ? httplib::EndReason::stopped : httplib::EndReason::write_failed;
+    using httplib::EndReason;
+    if (!reason_) reason_ = success ? EndReason::stopped : EndReason::write_failed;
     box_.close();
     (void)state_->hub.disconnect(id_);  // unknown_client when the broadcaster dropped it already
     if (state_->options.on_end) state_->options.on_end(id_, *reason_);
@@ -360,7 +361,8 @@ class EventEndpoint {
     st.open = open();
     st.opened = s.opened.load(std::memory_order_relaxed);
     st.refused = s.refused.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < end_reason_count; ++i) st.ended[i] = s.ended[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < end_reason_count; ++i)
+      st.ended[i] = s.ended[i].load(std::memory_order_relaxed);
     st.writes = s.writes.load(std::memory_order_relaxed);
     st.frames = s.frames.load(std::memory_order_relaxed);
     st.bytes = s.bytes.load(std::memory_order_relaxed);
