@@ -179,7 +179,8 @@ class HttplibStream {
   bool write(::httplib::DataSink& sink) {
     if (started_) {
       buf_.clear();
-      (void)box_.take_all(batch_, state_->options.wake_interval);
+      const auto wait = state_->options.wake_interval;  // 0 would spin: wait at least 1 ms
+      (void)box_.take_all(batch_, wait.count() > 0 ? wait : std::chrono::milliseconds(1));
     } else {
       started_ = true;
       (void)box_.take_all(batch_);  // the replay, written with the preamble
