@@ -1,7 +1,7 @@
 // ssepp on cpp-httplib: GET /events and POST /publish, thread per connection.
 //
-// Each stream is a Mailbox the broadcaster fills; httplib's chunked content provider runs on the
-// connection's own thread and blocks in Mailbox::pop(timeout) until a frame arrives.
+// ssepp::httplib::EventEndpoint answers GET /events: Last-Event-ID replay, the bare
+// text/event-stream type, the preamble at once, one write per batch of queued events.
 //
 //   ssepp-httplib-example [--port N]        (port 0 picks a free one; default 8081)
 //   curl -N 'http://127.0.0.1:8081/events?channel=news'
@@ -9,16 +9,15 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <ssepp/broadcaster.hpp>
-#include <ssepp/http.hpp>
-#include <ssepp/mailbox.hpp>
+#include <ssepp/httplib.hpp>
 
 #include <csignal>
 #include <pthread.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -36,52 +35,16 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::atomic<bool> stopping{false};  // streams end within a second once set
 
   ssepp::Broadcaster<ssepp::Mailbox> hub;  // history for Last-Event-ID, heartbeats every 15 s
+  ssepp::httplib::EndpointOptions options;
+  options.preamble.retry = 2000ms;  // channels come from ?channel= (the default)
+  ssepp::httplib::EventEndpoint events(hub, options);
+
   httplib::Server server;
   // Every open stream holds a thread: size the pool for the streams you expect.
   server.new_task_queue = [] { return new httplib::ThreadPool(64); };
-
-  server.Get("/events", [&](const httplib::Request& req, httplib::Response& res) {
-    // Last-Event-ID: the header of a reconnecting EventSource, else ?lastEventId=.
-    std::string header = req.get_header_value("Last-Event-ID");
-    auto last_id = ssepp::last_event_id(header, req.target);
-    if (!last_id) {
-      res.status = 400;
-      res.set_content(R"({"error":"invalid Last-Event-ID"})", "application/json");
-      return;
-    }
-    ssepp::ConnectOptions who;
-    who.channels = ssepp::query_parameters(req.target, "channel").values;
-    who.last_event_id = *last_id;
-    ssepp::Mailbox mailbox;  // bounded; a client that stops reading is cut and replays later
-    auto connected = hub.connect(mailbox, who);
-    if (!connected) {  // e.g. the replay did not fit the mailbox
-      res.status = 503;
-      res.set_content(json{{"error", connected.error().message()}}.dump(), "application/json");
-      return;
-    }
-    ssepp::ClientId id = connected->id;
-
-    for (const auto& h : ssepp::response_headers(ssepp::http_version(req.version)))
-      if (h.name != "Content-Type") res.set_header(std::string(h.name), std::string(h.value));
-    std::string preamble = ssepp::preamble({2000ms, 0, {}});  // retry hint
-    // cpp-httplib gzips every text/* response whose type is not exactly "text/event-stream", and a
-    // compressor holds small frames back: use the bare type here, not event_stream_content_type.
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [mailbox, preamble, &stopping](std::size_t, httplib::DataSink& sink) mutable {
-          if (stopping) return false;  // shutting down: the client reconnects elsewhere
-          if (!preamble.empty()) {
-            if (!sink.write(preamble.data(), preamble.size())) return false;
-            preamble.clear();
-          }
-          if (auto frame = mailbox.pop(1s)) return sink.write(frame->data(), frame->size());
-          return !mailbox.closed() && sink.is_writable();  // false ends the response
-        },
-        [&hub, id](bool) { (void)hub.disconnect(id); });
-  });
+  server.Get("/events", events);
 
   server.Post("/publish", [&](const httplib::Request& req, httplib::Response& res) {
     json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
@@ -115,31 +78,27 @@ int main(int argc, char** argv) {
     }
   });
 
-  // A stop signal: no new connections, every stream ends (the pool's threads are free again),
-  // then listen_after_bind() returns and main exits 0.
+  // A stop signal: every stream ends (what is queued, then the final chunk), the server stops,
+  // listen_after_bind() returns and main exits 0.
   std::thread signals([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    stopping = true;
+    (void)events.shutdown();
     server.stop();
   });
-  auto shutdown = [&] {
-    if (!stopping) kill(getpid(), SIGTERM);  // wakes the signal thread (pending until sigwait)
-    signals.join();
-    running = false;
-    ticker.join();
-  };
 
   port = port == 0 ? server.bind_to_any_port("127.0.0.1")
                    : (server.bind_to_port("127.0.0.1", port) ? port : -1);
-  if (port < 0) {
-    std::fprintf(stderr, "cannot listen\n");
-    shutdown();
-    return 1;
+  if (port >= 0) {
+    std::printf("ssepp-httplib-example listening on http://127.0.0.1:%d/\n", port);
+    std::fflush(stdout);
+    server.listen_after_bind();
   }
-  std::printf("ssepp-httplib-example listening on http://127.0.0.1:%d/\n", port);
-  std::fflush(stdout);
-  server.listen_after_bind();
-  shutdown();
-  return 0;
+  // listen failed, or returned without a signal: wake the signal thread so it can be joined
+  if (!hub.closed()) pthread_kill(signals.native_handle(), SIGTERM);
+  signals.join();
+  running = false;
+  ticker.join();
+  if (port < 0) std::fprintf(stderr, "cannot listen\n");
+  return port < 0 ? 1 : 0;
 }

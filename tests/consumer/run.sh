@@ -96,3 +96,5 @@ cmake --build "$work/build"
 if [ -x "$work/build/consumer_redis" ]; then "$work/build/consumer_redis"; fi
 # Likewise wherever zlib is installed (ssepp::compress).
 if [ -x "$work/build/consumer_compress" ]; then "$work/build/consumer_compress"; fi
+# Likewise wherever cpp-httplib is installed (ssepp::httplib).
+if [ -x "$work/build/consumer_httplib" ]; then "$work/build/consumer_httplib"; fi

@@ -1,11 +1,10 @@
-// README, cpp-httplib: the /events handler.
+// README, cpp-httplib: the /events endpoint through ssepp::httplib.
+#include <ssepp/httplib.hpp>
 #include <ssepp/ssepp.hpp>
 
 #include <httplib.h>
 
-#include <chrono>
-
-using namespace std::chrono_literals;
+#include <optional>
 
 void routes(httplib::Server& server, ssepp::Broadcaster<ssepp::Mailbox>& hub) {
 // @snippet
