@@ -100,6 +100,10 @@ double threaded_rate(ssepp::RedisStreamBus<CountSink>& sender, Counter& on_b, in
         if (!sender.broadcast(ssepp::Event{}.with_data("x")).has_value()) failed = true;
     });
   for (auto& t : pool) t.join();
+  if (std::getenv("SSEPP_BENCH_DEBUG"))
+    std::fprintf(stderr, "sent in %.3f s, %llu round trips so far\n",
+                 std::chrono::duration<double>(Clock::now() - t0).count(),
+                 static_cast<unsigned long long>(sender.stats().send_round_trips));
   const std::size_t want = each * static_cast<std::size_t>(threads);
   std::unique_lock<std::mutex> lock(on_b.m);
   bool all = on_b.cv.wait_for(lock, std::chrono::seconds(60), [&] { return on_b.count >= want; });
@@ -135,6 +139,33 @@ int threaded_rows(const ssepp::RedisOptions& ro, bool quick) {
     std::string row = "redis/send_" + std::to_string(threads) + "_threads";
     bench::print_figure(row + "_one_per_round_trip", b, "events/s");
     bench::print_figure(row + "_pipelined", f, "events/s", row + "_one_per_round_trip", b);
+  }
+  // One thread, send_many in bursts of 256, against the same thread's one-at-a-time sends.
+  for (int trial = 0; trial < 1; ++trial) {
+    std::vector<double> base, fast;
+    for (int t = 0; t < trials; ++t) {
+      base.push_back(threaded_rate(one_bus, on_b, 1, n));
+      {
+        std::lock_guard<std::mutex> lock(on_b.m);
+        on_b.count = 0;
+      }
+      auto t0 = Clock::now();
+      bool ok = true;
+      for (std::size_t sent = 0; sent < n; sent += 256) {
+        std::vector<std::pair<ssepp::Target, ssepp::Event>> burst(
+            256, {ssepp::Target::all(), ssepp::Event{}.with_data("x")});
+        for (auto& r : piped_bus.send_many(std::move(burst))) ok = ok && r.has_value();
+      }
+      const std::size_t want = (n + 255) / 256 * 256;
+      std::unique_lock<std::mutex> lock(on_b.m);
+      ok = on_b.cv.wait_for(lock, std::chrono::seconds(60), [&] { return on_b.count >= want; }) && ok;
+      double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+      fast.push_back(ok ? static_cast<double>(want) / secs : 0);
+    }
+    double b = percentile(base, 0.5), f = percentile(fast, 0.5);
+    if (b == 0 || f == 0) return 1;
+    bench::print_figure("redis/send_many_1_thread_bursts_of_256", f, "events/s",
+                        "redis/send_1_threads_one_per_round_trip", b);
   }
   b_bus.stop();
   return 0;

@@ -1168,3 +1168,45 @@ TEST_CASE("pipelined sends from 8 threads while Redis is down fail with bus_unav
         }) == 8 * 50);
   CHECK(std::find(got.begin(), got.end(), "message|after|" + s->id) != got.end());
 }
+
+TEST_CASE("send_many: one thread, many events per round trip, each result in order") {
+  testing_redis::RedisServer redis(/*durable=*/false);
+  ssepp::RedisOptions o = redis_at(redis.port());
+  o.send_batch = 64;
+  Node a(o), b(redis.port());
+  a.wait_ready();
+  b.wait_ready();
+  auto [on_b, rb] = b.connect(as("bob", {}, {"news"}));
+  REQUIRE(rb);
+
+  std::vector<std::pair<Target, Event>> items;
+  for (int i = 0; i < 300; ++i)
+    items.emplace_back(i % 2 ? Target::channel("news") : Target::user("bob"),
+                       ev("m" + std::to_string(i)));
+  items.emplace_back(Target::all(), ev("bad", "a\nb"));  // refused by validate, the rest go on
+  items.emplace_back(Target::channel("sports"), ev("not for bob"));
+  const auto trips_before = a.bus.stats().send_round_trips;
+  auto results = a.bus.send_many(items);
+  REQUIRE(results.size() == items.size());
+  CHECK(results[300].error() == ssepp::errc::invalid_event_type);
+  std::vector<std::string> want;
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE(results[static_cast<std::size_t>(i)]);
+    want.push_back("message|m" + std::to_string(i) + "|" + results[static_cast<std::size_t>(i)]->id);
+    if (i > 0)
+      CHECK(*ssepp::stream_id_order(results[static_cast<std::size_t>(i) - 1]->id,
+                                    results[static_cast<std::size_t>(i)]->id) < 0);
+  }
+  REQUIRE(results[301]);
+  // 301 appends in 64 per round trip: 5 trips, not 301.
+  CHECK(a.bus.stats().send_round_trips - trips_before == 5);
+  CHECK(a.bus.stats().published == 301);
+  want.push_back(a.send(Target::all(), "marker"));
+  CHECK(on_b->wait_until(want.back()) == want);
+
+  redis.kill();
+  auto down = a.bus.send_many({{Target::all(), ev("x")}, {Target::all(), ev("y")}});
+  REQUIRE(down.size() == 2);
+  CHECK(down[0].error() == ssepp::errc::bus_unavailable);
+  CHECK(down[1].error() == ssepp::errc::bus_unavailable);
+}

@@ -53,6 +53,7 @@ struct RedisStats {
   bool connected = false;           ///< the reader is connected now
   std::uint64_t published = 0;      ///< sends appended to Redis (streams mode)
   std::uint64_t publish_errors = 0; ///< sends refused because Redis was unreachable
+  std::uint64_t send_round_trips = 0; ///< batches of sends written (each one round trip)
   std::uint64_t received = 0;       ///< entries / messages read from Redis
   std::uint64_t malformed = 0;      ///< entries / messages that could not be read, skipped
   std::uint64_t reconnects = 0;     ///< times the reader connected again after losing Redis

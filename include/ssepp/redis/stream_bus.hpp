@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -156,6 +157,43 @@ class RedisStreamBus {
     return Sent{std::move(out.text), 0};
   }
 
+  /// Sends several events at once: they are queued together and share round trips (up to
+  /// `RedisOptions::send_batch` per trip), so one thread reaches the rate many sending threads
+  /// would. Appended in the given order; each result is what `send` would have returned for it.
+  std::vector<SendResult> send_many(std::vector<std::pair<Target, Event>> items) {
+    std::vector<SendResult> results(items.size());
+    std::deque<detail::EntryFields> fields;
+    std::deque<std::vector<std::string_view>> args;
+    std::vector<const std::vector<std::string_view>*> commands;
+    std::vector<std::size_t> slot;  // commands[k] is items[slot[k]]
+    std::string maxlen = std::to_string(options_.max_len);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      Event& ev = items[i].second;
+      ev.id.reset();
+      if (auto valid = validate(ev); !valid) {
+        results[i] = valid.error();
+        continue;
+      }
+      fields.emplace_back(items[i].first, ev);
+      args.push_back({"XADD", options_.stream, "MAXLEN", "~", maxlen, "*"});
+      fields.back().append_to(args.back(), ev);
+      commands.push_back(&args.back());
+      slot.push_back(i);
+    }
+    auto outcomes = pipe_.send_all(commands);
+    for (std::size_t k = 0; k < outcomes.size(); ++k) {
+      if (!outcomes[k].why.empty()) log(outcomes[k].why);
+      if (outcomes[k].ok) {
+        ++published_;
+        results[slot[k]] = Sent{std::move(outcomes[k].text), 0};
+      } else {
+        ++publish_errors_;
+        results[slot[k]] = errc::bus_unavailable;
+      }
+    }
+    return results;
+  }
+
   SendResult broadcast(Event ev) { return send(Target::all(), std::move(ev)); }
   SendResult send_to_user(std::string_view user, Event ev) {
     return send(Target::user(user), std::move(ev));
@@ -216,6 +254,7 @@ class RedisStreamBus {
     s.connected = reader_.connected();
     s.published = published_.load();
     s.publish_errors = publish_errors_.load();
+    s.send_round_trips = pipe_.round_trips();
     s.received = received_.load();
     s.malformed = malformed_.load();
     s.reconnects = reader_.reconnects();
