@@ -70,6 +70,10 @@ class SendPipe {
   /// Batches of sends written so far (each one round trip).
   std::uint64_t round_trips() const noexcept { return round_trips_.load(); }
 
+  /// Runs `f(connection, error)` (a bool) with the connection to itself, after connecting if
+  /// needed; false when connecting or `f` failed (`error` says why). For commands whose reply
+  /// is not a plain string (XRANGE). `f` must only talk to Redis. It goes after the batch being
+  /// written, before callers waiting to write.
   template <class F>
   bool exclusive(F&& f, std::string& error) {
     {
@@ -119,10 +123,11 @@ class SendPipe {
     for (int rounds = 0; rounds < max_rounds; ++rounds) {
       if (!last.done) {
         me.cv.wait(lock, [&] {
-          return last.done || (!busy_ && !queue_.empty() && queue_.front()->waiter == &me);
+          return last.done || (!busy_ && exclusive_waiters_ == 0 && !queue_.empty() &&
+                               queue_.front()->waiter == &me);
         });
       }
-      if (last.done && (rounds == 0 || queue_.empty())) break;
+      if (last.done && (rounds == 0 || queue_.empty() || exclusive_waiters_ > 0)) break;
       const std::size_t take =
           std::min(queue_.size(), std::max<std::size_t>(1, options_.send_batch));
       std::vector<Request*> batch(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(take));
@@ -146,8 +151,11 @@ class SendPipe {
   // With m_ held and the connection free: wake whoever is to use it next.
   void hand_off() {
     if (busy_) return;
-    if (exclusive_waiters_ > 0) exclusive_cv_.notify_one();
-    if (!queue_.empty()) queue_.front()->waiter->cv.notify_one();
+    if (exclusive_waiters_ > 0) {
+      exclusive_cv_.notify_one();
+    } else if (!queue_.empty()) {
+      queue_.front()->waiter->cv.notify_one();
+    }
   }
 
   // The writer's round trip: connect if needed (at most one attempt per retry_min), append
