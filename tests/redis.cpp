@@ -1038,3 +1038,175 @@ TEST_CASE("a hook connects a resuming client and sends through the bus: on the r
     check({sent[1], sent[2]});
   }
 }
+
+namespace {
+
+// `threads` threads each send `per_thread` events ("t<thread>-<i>") to everyone through node A;
+// returns each thread's ids in the order its sends returned.
+std::vector<std::vector<std::string>> send_from_threads(Bus& bus, int threads, int per_thread,
+                                                        std::atomic<int>& failures) {
+  std::vector<std::vector<std::string>> ids(static_cast<std::size_t>(threads));
+  std::vector<std::thread> senders;
+  std::atomic<bool> go{false};
+  for (int t = 0; t < threads; ++t) {
+    senders.emplace_back([&, t] {
+      while (!go.load()) std::this_thread::yield();
+      for (int i = 0; i < per_thread; ++i) {
+        auto s = bus.broadcast(ev("t" + std::to_string(t) + "-" + std::to_string(i)));
+        if (s) {
+          ids[static_cast<std::size_t>(t)].push_back(s->id);
+        } else {
+          if (s.error() != ssepp::errc::bus_unavailable) failures += 1000000;  // a wrong code
+          ++failures;
+        }
+      }
+    });
+  }
+  go = true;
+  for (auto& s : senders) s.join();
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("pipelined sends from 8 threads: distinct ids, each delivered once on another node, "
+          "in each thread's order") {
+  // Batches and queue bounds: the default, one at a time, and a tiny queue that makes senders
+  // wait for room.
+  const std::pair<std::size_t, std::size_t> shapes[] = {{256, 4096}, {1, 4096}, {8, 3}};
+  for (auto [batch, queue] : shapes) {
+    DYNAMIC_SECTION("send_batch " << batch << ", send_queue " << queue) {
+      testing_redis::RedisServer redis(/*durable=*/false);
+      ssepp::RedisOptions o = redis_at(redis.port());
+      o.send_batch = batch;
+      o.send_queue = queue;
+      Node a(o), b(redis.port());
+      a.wait_ready();
+      b.wait_ready();
+      auto [on_b, rb] = b.connect();
+      REQUIRE(rb);
+
+      constexpr int threads = 8, per_thread = 300;
+      std::atomic<int> failures{0};
+      auto ids = send_from_threads(a.bus, threads, per_thread, failures);
+      CHECK(failures == 0);
+      const auto marker = a.send(Target::all(), "marker");
+      auto got = on_b->wait_until(marker);
+      REQUIRE(got.size() == threads * per_thread + 1);
+      CHECK(got.back() == marker);
+      CHECK(a.bus.stats().published == threads * per_thread + 1);
+
+      // Every id distinct; each thread's ids increase in the order its sends returned.
+      std::vector<std::string> all;
+      for (auto& per : ids) {
+        REQUIRE(per.size() == per_thread);
+        for (std::size_t i = 1; i < per.size(); ++i)
+          CHECK(*ssepp::stream_id_order(per[i - 1], per[i]) < 0);
+        all.insert(all.end(), per.begin(), per.end());
+      }
+      std::sort(all.begin(), all.end());
+      CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+
+      // Node B received every event once, with the id its send returned, each thread's events
+      // in that thread's order, all in stream order.
+      std::map<std::string, std::string> id_of;  // data -> id
+      for (int t = 0; t < threads; ++t)
+        for (int i = 0; i < per_thread; ++i)
+          id_of["t" + std::to_string(t) + "-" + std::to_string(i)] =
+              ids[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
+      std::vector<int> next(threads, 0);
+      std::string prev_id;
+      for (std::size_t k = 0; k + 1 < got.size(); ++k) {
+        const std::string& e = got[k];  // "message|t<t>-<i>|<id>"
+        auto bar1 = e.find('|'), bar2 = e.rfind('|');
+        std::string data = e.substr(bar1 + 1, bar2 - bar1 - 1), id = e.substr(bar2 + 1);
+        REQUIRE(id_of.count(data) == 1);
+        CHECK(id_of[data] == id);
+        int t = std::stoi(data.substr(1, data.find('-') - 1));
+        int i = std::stoi(data.substr(data.find('-') + 1));
+        CHECK(i == next[static_cast<std::size_t>(t)]);
+        next[static_cast<std::size_t>(t)] = i + 1;
+        if (!prev_id.empty()) CHECK(*ssepp::stream_id_order(prev_id, id) < 0);
+        prev_id = id;
+      }
+      CHECK(next == std::vector<int>(threads, per_thread));
+    }
+  }
+}
+
+TEST_CASE("pipelined sends from 8 threads while Redis is down fail with bus_unavailable; after "
+          "a restart they all succeed") {
+  testing_redis::RedisServer redis;
+  Node a(redis.port()), b(redis.port());
+  a.wait_ready();
+  b.wait_ready();
+  auto [on_b, rb] = b.connect();
+  REQUIRE(rb);
+  const auto before = a.send(Target::all(), "before");
+  REQUIRE(on_b->wait_until(before).size() == 1);
+
+  redis.kill();
+  std::atomic<int> failures{0};
+  auto down = send_from_threads(a.bus, 8, 50, failures);
+  CHECK(failures == 8 * 50);  // every one refused, each with bus_unavailable
+  for (auto& per : down) CHECK(per.empty());
+  CHECK(a.bus.stats().publish_errors == 8 * 50);
+
+  redis.start();
+  ssepp::SendResult s;
+  CHECK(eventually([&] { return static_cast<bool>(s = a.bus.broadcast(ev("after"))); }));
+  REQUIRE(s);
+  failures = 0;
+  auto up = send_from_threads(a.bus, 8, 50, failures);
+  CHECK(failures == 0);
+  const auto marker = a.send(Target::all(), "marker");
+  auto got = on_b->wait_until(marker);
+  // before, after, 400 sends, marker: nothing refused was delivered, nothing twice.
+  CHECK(got.size() == 1 + 1 + 8 * 50 + 1);
+  CHECK(std::count_if(got.begin(), got.end(), [](const std::string& e) {
+          return e.find("|t") != std::string::npos;
+        }) == 8 * 50);
+  CHECK(std::find(got.begin(), got.end(), "message|after|" + s->id) != got.end());
+}
+
+TEST_CASE("send_many: one thread, many events per round trip, each result in order") {
+  testing_redis::RedisServer redis(/*durable=*/false);
+  ssepp::RedisOptions o = redis_at(redis.port());
+  o.send_batch = 64;
+  Node a(o), b(redis.port());
+  a.wait_ready();
+  b.wait_ready();
+  auto [on_b, rb] = b.connect(as("bob", {}, {"news"}));
+  REQUIRE(rb);
+
+  std::vector<std::pair<Target, Event>> items;
+  for (int i = 0; i < 300; ++i)
+    items.emplace_back(i % 2 ? Target::channel("news") : Target::user("bob"),
+                       ev("m" + std::to_string(i)));
+  items.emplace_back(Target::all(), ev("bad", "a\nb"));  // refused by validate, the rest go on
+  items.emplace_back(Target::channel("sports"), ev("not for bob"));
+  const auto trips_before = a.bus.stats().send_round_trips;
+  auto results = a.bus.send_many(items);
+  REQUIRE(results.size() == items.size());
+  CHECK(results[300].error() == ssepp::errc::invalid_event_type);
+  std::vector<std::string> want;
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE(results[static_cast<std::size_t>(i)]);
+    want.push_back("message|m" + std::to_string(i) + "|" + results[static_cast<std::size_t>(i)]->id);
+    if (i > 0)
+      CHECK(*ssepp::stream_id_order(results[static_cast<std::size_t>(i) - 1]->id,
+                                    results[static_cast<std::size_t>(i)]->id) < 0);
+  }
+  REQUIRE(results[301]);
+  // 301 appends in 64 per round trip: 5 trips, not 301.
+  CHECK(a.bus.stats().send_round_trips - trips_before == 5);
+  CHECK(a.bus.stats().published == 301);
+  want.push_back(a.send(Target::all(), "marker"));
+  CHECK(on_b->wait_until(want.back()) == want);
+
+  redis.kill();
+  auto down = a.bus.send_many({{Target::all(), ev("x")}, {Target::all(), ev("y")}});
+  REQUIRE(down.size() == 2);
+  CHECK(down[0].error() == ssepp::errc::bus_unavailable);
+  CHECK(down[1].error() == ssepp::errc::bus_unavailable);
+}

@@ -1,0 +1,241 @@
+// ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
+//
+// What the Redis bus and bridge read and write, without hiredis: stream entry ids and their
+// order, a target and an event as the fields of a stream entry, and the Pub/Sub interop JSON.
+// Everything here reads untrusted text and never throws on it.
+#pragma once
+
+#include <ssepp/config.hpp>
+#include <ssepp/detail/json_lite.hpp>
+#include <ssepp/encoder.hpp>
+#include <ssepp/error.hpp>
+#include <ssepp/event.hpp>
+#include <ssepp/history.hpp>
+#include <ssepp/result.hpp>
+#include <ssepp/target.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+SSEPP_BEGIN_NAMESPACE
+
+/// How Redis stream entry ids compare ("1700000000000-0", or "1700000000000" meaning "-0"): by
+/// (milliseconds, sequence), negative, zero or positive like `a <=> b`; `std::nullopt` when either
+/// is not a stream id. The `IdOrder` of a broadcaster fed by a `RedisStreamBus`
+/// (`BroadcasterOptions::id_order`), so that a Last-Event-ID older than its history is told
+/// "too old" rather than "unknown".
+inline std::optional<int> stream_id_order(std::string_view a, std::string_view b) noexcept {
+  auto parse = [](std::string_view s) -> std::optional<std::pair<std::uint64_t, std::uint64_t>> {
+    auto dash = s.find('-');
+    auto ms = detail::parse_u64(s.substr(0, dash));
+    if (!ms) return std::nullopt;
+    if (dash == std::string_view::npos) return std::pair<std::uint64_t, std::uint64_t>(*ms, 0);
+    auto seq = detail::parse_u64(s.substr(dash + 1));
+    if (!seq) return std::nullopt;
+    return std::pair<std::uint64_t, std::uint64_t>(*ms, *seq);
+  };
+  auto x = parse(a);
+  auto y = parse(b);
+  if (!x || !y) return std::nullopt;
+  return detail::three_way(*x, *y);
+}
+
+namespace detail {
+
+/// A target as one stream-entry field: "*" for all, else each part as <kind><length>:<name>
+/// with kind k (client id), u (user), p (pool) or c (channel). Any byte may appear in a name.
+inline std::string encode_target(const Target& t) {
+  if (t.is_all()) return "*";
+  std::string out;
+  for (const auto& s : t.selectors()) {
+    std::string name = s.kind == Target::Kind::client ? std::to_string(s.client) : s.name;
+    out += s.kind == Target::Kind::client ? 'k'
+           : s.kind == Target::Kind::user ? 'u'
+           : s.kind == Target::Kind::pool ? 'p'
+                                          : 'c';
+    out += std::to_string(name.size());
+    out += ':';
+    out += name;
+  }
+  return out;
+}
+
+/// The target `encode_target` wrote; nullopt for anything else.
+inline std::optional<Target> decode_target(std::string_view text) {
+  if (text == "*") return Target::all();
+  Target t;
+  if (text.empty()) return std::nullopt;
+  while (!text.empty()) {
+    char kind = text.front();
+    text.remove_prefix(1);
+    std::size_t len = 0, i = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && i < 10)
+      len = len * 10 + static_cast<std::size_t>(text[i++] - '0');
+    if (i == 0 || i >= text.size() || text[i] != ':' || text.size() - i - 1 < len) return std::nullopt;
+    std::string name(text.substr(i + 1, len));
+    text.remove_prefix(i + 1 + len);
+    if (kind == 'u') {
+      t |= Target::user(name);
+    } else if (kind == 'p') {
+      t |= Target::pool(std::move(name));
+    } else if (kind == 'c') {
+      t |= Target::channel(std::move(name));
+    } else if (kind == 'k') {
+      auto id = parse_u64(name);
+      if (!id) return std::nullopt;
+      t |= Target::client(*id);
+    } else {
+      return std::nullopt;
+    }
+  }
+  return t;
+}
+
+/// The fields of the stream entry that carries `ev` to `target` (target, data, then event,
+/// comment and retry when set). Holds the encoded strings the field views point into.
+class EntryFields {
+ public:
+  EntryFields(const Target& target, const Event& ev)
+      : target_(encode_target(target)),
+        retry_(ev.retry ? std::to_string(ev.retry->count()) : std::string()) {}
+
+  /// Appends field, value, ... to `out`: views into this and `ev`, which must outlive them.
+  void append_to(std::vector<std::string_view>& out, const Event& ev) const {
+    out.insert(out.end(), {"target", target_, "data", ev.data});
+    if (!ev.type.empty()) out.insert(out.end(), {"event", ev.type});
+    if (!ev.comment.empty()) out.insert(out.end(), {"comment", ev.comment});
+    if (ev.retry) out.insert(out.end(), {"retry", retry_});
+  }
+
+ private:
+  std::string target_;
+  std::string retry_;
+};
+
+/// Reads a stream entry: its id and `count` items (field, value, field, value, ...), item `i`
+/// being `item(i)` (a string_view). True with the target and the event (its id the entry id)
+/// when the entry is well formed: a non-empty id, an even count, a readable target, a decimal
+/// retry, and an event `validate` accepts. Unknown fields are ignored.
+template <class Item>
+bool decode_entry_items(std::string_view id, std::size_t count, Item&& item, Target& target,
+                        Event& ev) {
+  if (id.empty() || count % 2 != 0) return false;
+  ev = Event{};
+  ev.id = std::string(id);
+  bool has_target = false;
+  for (std::size_t i = 0; i + 1 < count; i += 2) {
+    std::string_view k = item(i), v = item(i + 1);
+    if (k == "target") {
+      auto t = decode_target(v);
+      if (!t) return false;
+      target = std::move(*t);
+      has_target = true;
+    } else if (k == "event") {
+      ev.type = std::string(v);
+    } else if (k == "data") {
+      ev.data = std::string(v);
+    } else if (k == "comment") {
+      ev.comment = std::string(v);
+    } else if (k == "retry") {
+      auto ms = v.size() <= 12 ? parse_u64(v) : std::nullopt;
+      if (!ms) return false;
+      ev.retry = std::chrono::milliseconds(static_cast<long long>(*ms));
+    }
+  }
+  return has_target && validate(ev).has_value();
+}
+
+/// parse_pubsub_message's reader: false with the reason in `error`.
+inline bool read_pubsub_message(std::string_view text, Target& target, Event& ev,
+                                std::string& error) {
+  std::vector<detail::JsonMember> top;
+  if (!detail::JsonReader(text).object(top, error)) return false;
+  ev = Event{};
+  target = Target::all();
+  for (const auto& m : top) {
+    if (m.key == "target") {
+      if (m.is_null) continue;
+      std::vector<detail::JsonMember> t;
+      if (m.is_string || !detail::JsonReader(m.value).object(t, error) || t.size() != 1) {
+        if (error.empty()) error = "target must be an object with one key";
+        return false;
+      }
+      const auto& sel = t.front();
+      if (sel.key == "all" && sel.value == "true") continue;
+      if (!sel.is_string || sel.value.empty()) {
+        error = "target value must be a non-empty string";
+        return false;
+      }
+      if (sel.key == "channel") {
+        target = Target::channel(sel.value);
+      } else if (sel.key == "user") {
+        target = Target::user(sel.value);
+      } else if (sel.key == "pool") {
+        target = Target::pool(sel.value);
+      } else if (sel.key == "client") {
+        auto id = detail::parse_u64(sel.value);
+        if (!id) {
+          error = "client must be a decimal id";
+          return false;
+        }
+        target = Target::client(*id);
+      } else {
+        error = "unknown target kind \"" + sel.key + "\"";
+        return false;
+      }
+    } else if (m.key == "event") {
+      if (!m.is_string) return error = "event must be a string", false;
+      ev.type = m.value;
+    } else if (m.key == "data") {
+      ev.data = m.value;
+    } else if (m.key == "id") {
+      if (!m.is_string) return error = "id must be a string", false;
+      ev.id = m.value;
+    } else if (m.key == "retry") {
+      auto ms = !m.is_string && m.value.size() <= 12 ? detail::parse_u64(m.value) : std::nullopt;
+      if (!ms) return error = "retry must be a non-negative integer", false;
+      ev.retry = std::chrono::milliseconds(static_cast<long long>(*ms));
+    } else {
+      error = "unknown key \"" + m.key + "\"";
+      return false;
+    }
+  }
+  if (auto valid = validate(ev); !valid) {
+    error = valid.error().message();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace detail
+
+/// One Pub/Sub interop message: who it is for, and the event.
+struct PubSubMessage {
+  Target target;
+  Event event;
+};
+
+/// Reads one Pub/Sub interop message:
+/// `{"target": {"channel": "…"} | {"user": "…"} | {"pool": "…"} | {"client": "…"} | {"all": true},
+///   "event": "…", "data": "…" (or any JSON value, delivered as its JSON text), "id": "…",
+///   "retry": ms}`; every key but data optional, no target means everyone.
+/// Anything else fails with `errc::invalid_message` (never an exception: the text is untrusted).
+/// The code says only "malformed"; when `why` is given it receives the reason in words, e.g.
+/// `unknown key "extra"` or `event type contains a line break (CR or LF)`, for a log line or a
+/// reply to the publisher.
+inline Result<PubSubMessage> parse_pubsub_message(std::string_view text,
+                                                  std::string* why = nullptr) {
+  PubSubMessage m;
+  std::string error;
+  if (detail::read_pubsub_message(text, m.target, m.event, error)) return m;
+  if (why) *why = error.empty() ? make_error_code(errc::invalid_message).message() : std::move(error);
+  return errc::invalid_message;
+}
+
+SSEPP_END_NAMESPACE

@@ -1,0 +1,63 @@
+// ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
+//
+// Where Redis is and how the bus and the bridge use it; their counters. Needs no hiredis.
+#pragma once
+
+#include <ssepp/config.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+SSEPP_BEGIN_NAMESPACE
+
+/// Where Redis is and how the bus uses it.
+struct RedisOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  /// AUTH password; empty for none.
+  std::string password;
+  /// Streams mode: the stream every node appends to and reads.
+  std::string stream = "ssepp:events";
+  /// Streams mode: the stream is trimmed to about this many entries (XADD MAXLEN ~). It bounds
+  /// how far back a client can resume from Redis.
+  std::size_t max_len = 100000;
+  /// Pub/Sub mode: the channel other services PUBLISH to.
+  std::string channel = "ssepp:publish";
+  /// Connecting and each command (but the blocking read) give up after this.
+  std::chrono::milliseconds timeout{2000};
+  /// Streams mode: how long one XREAD blocks (the reader also wakes at once on stop()).
+  std::chrono::milliseconds block{5000};
+  /// Reconnection backoff: doubles from min to max while Redis stays away.
+  std::chrono::milliseconds retry_min{100};
+  std::chrono::milliseconds retry_max{5000};
+  /// Streams mode: at most this many entries per XREAD, and per Redis replay of one client.
+  std::size_t read_count = 512;
+  std::size_t replay_limit = 10000;
+  /// Streams mode: sends from any number of threads share round trips: whichever sending thread
+  /// finds the connection free writes up to this many queued XADDs at once and reads their
+  /// replies. 1 makes every send its own round trip (one at a time).
+  std::size_t send_batch = 256;
+  /// Streams mode: at most this many sends wait for a round trip; a send beyond waits for room.
+  std::size_t send_queue = 4096;
+  /// Called with a line of text on state changes and dropped messages (no logging dependency).
+  /// Called from the bus's threads; must not throw.
+  std::function<void(std::string_view)> on_log;
+};
+
+/// Counters of a bus (each exact, read one after the other).
+struct RedisStats {
+  bool connected = false;           ///< the reader is connected now
+  std::uint64_t published = 0;      ///< sends appended to Redis (streams mode)
+  std::uint64_t publish_errors = 0; ///< sends refused because Redis was unreachable
+  std::uint64_t send_round_trips = 0; ///< batches of sends written (each one round trip)
+  std::uint64_t received = 0;       ///< entries / messages read from Redis
+  std::uint64_t malformed = 0;      ///< entries / messages that could not be read, skipped
+  std::uint64_t reconnects = 0;     ///< times the reader connected again after losing Redis
+  std::uint64_t redis_replays = 0;  ///< connects replayed from Redis (past the local history)
+};
+
+SSEPP_END_NAMESPACE
