@@ -207,13 +207,6 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
  private:
   using error_code = ::boost::system::error_code;
 
-  struct Buffers {  // a range of const_buffer, as Asio's buffer sequences are
-    const ::boost::asio::const_buffer* first;
-    const ::boost::asio::const_buffer* last;
-    const ::boost::asio::const_buffer* begin() const noexcept { return first; }
-    const ::boost::asio::const_buffer* end() const noexcept { return last; }
-  };
-
   tcp_socket& raw() noexcept { return detail::socket_of(::boost::beast::get_lowest_layer(next_)); }
 
   static void append_header(std::string& out, std::string_view name, std::string_view value) {
@@ -317,9 +310,9 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
       if (next_buffer_ == buffers_.size() && !refill()) return drained();
       if constexpr (plain) {
         error_code ec;
-        const std::size_t n = raw().write_some(
-            Buffers{buffers_.data() + next_buffer_, buffers_.data() + buffers_.size()}, ec);
-        writes_.fetch_add(1, std::memory_order_relaxed);
+        writes_.fetch_add(1, std::memory_order_relaxed);  // before: the bytes may arrive first
+        const std::size_t n = detail::send_now(raw(), buffers_.data() + next_buffer_,
+                                               buffers_.size() - next_buffer_, ec);
         if (ec == ::boost::asio::error::would_block || ec == ::boost::asio::error::try_again)
           return wait_writable();
         if (ec) return fail(ec);
