@@ -47,6 +47,6 @@ ensure_npm() {
 
 # What every build needs.
 SSEPP_BUILD_DEBS=(cmake ninja-build g++ clang libclang-rt-14-dev libfmt-dev catch2
-  nlohmann-json3-dev libboost-dev libcpp-httplib-dev libhiredis-dev redis-server)
+  nlohmann-json3-dev libboost-dev libssl-dev openssl libcpp-httplib-dev libhiredis-dev redis-server)
 
 jobs() { nproc 2>/dev/null || echo 2; }

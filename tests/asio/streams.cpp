@@ -6,6 +6,9 @@
 
 #include "../support/catch.hpp"
 
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/string_body.hpp>
+
 #include <algorithm>
 
 using namespace asio_test;
@@ -443,3 +446,31 @@ TEST_CASE("EventStream on its own: a socket, a mailbox, the hooks", "[asio]") {
   CHECK(st.bytes == s.raw.size());
   CHECK(ssepp::asio::to_string(EndReason::write_timeout) == "write_timeout");
 }
+
+// The manual's "add SSE to a Beast server" snippet, compiled here (the lines between the marks).
+namespace readme_snippet {
+ssepp::Event snapshot() { return ssepp::Event{}.with_type("snapshot").with_data("{}"); }
+std::string user_of(const http::request<http::string_body>&) { return "alice"; }
+struct Session {
+  beast::tcp_stream stream_;
+  http::request<http::string_body> req_;
+  ssepp::asio::EventStreams& sse;
+  net::io_context& ioc;
+  void on_read() {
+    // ---- snippet
+    if (ssepp::target_path({req_.target().data(), req_.target().size()}) == "/events") {
+      ssepp::ConnectOptions who;
+      who.user = user_of(req_);  // pools, channels: who gets what
+      who.channels = ssepp::query_parameters({req_.target().data(), req_.target().size()}, "channel");
+      (void)sse.serve(std::move(stream_), req_, who, [](ssepp::asio::StreamStart& s) {
+        if (s.replay_missed()) ssepp::encode_to(s.first, snapshot());  // resumed from an unknown id
+      });
+      return;  // the stream owns the connection now
+    }
+    // ---- end of snippet
+  }
+  void on_signal() {
+    sse.shutdown(ioc.get_executor(), [this] { ioc.stop(); }, ssepp::Event{}.with_type("bye"));
+  }
+};
+}  // namespace readme_snippet

@@ -27,3 +27,5 @@ cmake --build "$work/build"
 "$work/build/consumer"
 # Built wherever hiredis is installed (the consumer project insists on ssepp::redis then).
 if [ -x "$work/build/consumer_redis" ]; then "$work/build/consumer_redis"; fi
+# Built wherever Boost and OpenSSL are installed (the consumer project insists on ssepp::asio then).
+if [ -x "$work/build/consumer_asio" ]; then "$work/build/consumer_asio"; fi
