@@ -27,8 +27,10 @@ TEST_CASE("a 2-thread io_context: publishers, a cut and stats from other threads
 
   constexpr std::size_t n_plain = 6, n_tls = 2;
   std::vector<std::unique_ptr<Client>> clients;
-  for (std::size_t i = 0; i < n_plain; ++i)
+  for (std::size_t i = 0; i < n_plain; ++i) {  // one at a time: plain.client(i) is clients[i]
     clients.push_back(std::make_unique<Client>(client_loop.ioc(), plain.port(), Client::get()));
+    REQUIRE(eventually([&] { return plain.results().size() == i + 1; }));
+  }
   auto ctx = client_tls();
   for (std::size_t i = 0; i < n_tls; ++i)
     clients.push_back(std::make_unique<Client>(client_loop.ioc(), tls.port(), Client::get(), ctx));

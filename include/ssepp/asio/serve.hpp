@@ -119,8 +119,8 @@ struct StreamRegistry {
   template <class Stream>
   static const Ops* ops_for() {
     static const Ops ops{
-        [](void* s, const Frame& last, std::chrono::milliseconds within) {
-          static_cast<Stream*>(s)->end(last, within);
+        [](void* s, const Frame& last_event, std::chrono::milliseconds within) {
+          static_cast<Stream*>(s)->end(last_event, within);
         },
         [](void* s) { static_cast<Stream*>(s)->cut(); },
         [](const void* s) { return static_cast<const Stream*>(s)->stats(); }};
