@@ -470,7 +470,8 @@ struct Session {
     // ---- end of snippet
   }
   void on_signal() {
-    sse.shutdown(ioc.get_executor(), [this] { ioc.stop(); }, ssepp::Event{}.with_type("bye"));
+    sse.shutdown(ioc.get_executor(), [this] { ioc.stop(); },
+                 ssepp::Event{}.with_type("bye").with_data("server stopping"));
   }
 };
 }  // namespace readme_snippet

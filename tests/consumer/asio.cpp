@@ -32,7 +32,7 @@ int main() {
   auto id = sse.serve(std::move(server), req);
   if (!id) return 1;
   (void)hub.broadcast(ssepp::Event{}.with_data("hello"));
-  sse.shutdown(ioc.get_executor(), [] {}, ssepp::Event{}.with_type("bye"));
+  sse.shutdown(ioc.get_executor(), [] {}, ssepp::Event{}.with_type("bye").with_data("done"));
   ioc.run();
 
   std::string got;

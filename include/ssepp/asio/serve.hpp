@@ -171,11 +171,14 @@ namespace asio {
 /// ```
 /// ssepp::Broadcaster<ssepp::Mailbox> hub;
 /// ssepp::asio::EventStreams sse(hub);
-/// // in the HTTP session, once a request is read:
-/// if (ssepp::target_path(req.target()) == "/events") return (void)sse.serve(std::move(stream_), req);
+/// // in the HTTP session, once `req_` is read from `stream_` (socket, tcp_stream or ssl stream):
+/// if (ssepp::target_path({req_.target().data(), req_.target().size()}) == "/events")
+///   return (void)sse.serve(std::move(stream_), req_, who);
 /// ```
-/// `hub` and this object must outlive the streams: destroy them after the io_context stopped, or
-/// after `shutdown` completed.
+/// On a multi-threaded io_context, give each connection a strand (`async_accept(make_strand(ioc),
+/// ...)`), as for any Beast stream. `hub` and this object must outlive the streams: destroy them
+/// after the io_context stopped, or after `shutdown` completed. Streams still open when their
+/// io_context is destroyed end without calling `on_end`.
 class EventStreams {
  public:
   using Hub = Broadcaster<Mailbox>;
