@@ -404,6 +404,27 @@ TEST_CASE("over TLS: events, batches, end with the final chunk, a vanished clien
   CHECK(end->reason == EndReason::client_closed);
 }
 
+TEST_CASE("beast::tcp_stream, plain and under TLS: the request's timeout does not reach the stream",
+          "[asio][tls]") {
+  const bool tls = GENERATE(false, true);
+  Fixture f({}, tls ? server_tls() : nullptr);
+  f.server.tcp_stream_timeout = 300ms;  // set for the request read, never cleared by the host
+  Client c(f.client_loop.ioc(), f.server.port(), Client::get(), tls ? client_tls() : nullptr);
+  c.read();
+  const ssepp::ClientId id = f.server.client();
+  REQUIRE(id != 0);
+  (void)f.hub.broadcast(ev("m", "early"));
+  REQUIRE(c.wait_events(1));
+  std::this_thread::sleep_for(600ms);  // past the request's timeout
+  (void)f.hub.broadcast(ev("m", "late"));
+  REQUIRE(c.wait_events(2));
+  CHECK_FALSE(f.endings.of(id));
+  REQUIRE(f.sse.end(id));
+  REQUIRE(c.wait_closed());
+  CHECK(c.seen().final_chunk);
+  CHECK(f.endings.wait(id)->reason == EndReason::ended);
+}
+
 TEST_CASE("EventStream on its own: a socket, a mailbox, the hooks", "[asio]") {
   Loop loop;
   tcp::acceptor acceptor(loop.ioc(), tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));

@@ -15,6 +15,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 
@@ -150,6 +151,9 @@ class Server {
   std::function<ssepp::ConnectOptions(const Request&)> who;
   std::function<void(ssepp::asio::StreamStart&)> on_open;
   int sndbuf = 0;  // SO_SNDBUF of accepted sockets, when not 0
+  /// Hand the streams over as beast::tcp_stream (under TLS too) whose request read had this
+  /// timeout, instead of a bare socket: the stream must not inherit the timeout.
+  std::optional<std::chrono::milliseconds> tcp_stream_timeout;
 
   /// Results of serve(), in order.
   std::vector<ssepp::Result<ssepp::ClientId>> results() {
@@ -176,12 +180,23 @@ class Server {
     auto on_accept = [this](beast::error_code ec, tcp::socket socket) {
       if (ec) return;
       if (sndbuf) socket.set_option(net::socket_base::send_buffer_size(sndbuf));
-      if (tls_) {
+      if (tls_ && tcp_stream_timeout) {
+        auto c = std::make_shared<Conn<ssl::stream<beast::tcp_stream>>>(
+            ssl::stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls_));
+        beast::get_lowest_layer(c->stream).expires_after(*tcp_stream_timeout);
+        c->stream.async_handshake(ssl::stream_base::server, [this, c](beast::error_code e) {
+          if (!e) read(c);
+        });
+      } else if (tls_) {
         auto c = std::make_shared<Conn<ssl::stream<tcp::socket>>>(
             ssl::stream<tcp::socket>(std::move(socket), *tls_));
         c->stream.async_handshake(ssl::stream_base::server, [this, c](beast::error_code e) {
           if (!e) read(c);
         });
+      } else if (tcp_stream_timeout) {
+        auto c = std::make_shared<Conn<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)));
+        c->stream.expires_after(*tcp_stream_timeout);
+        read(c);
       } else {
         read(std::make_shared<Conn<tcp::socket>>(std::move(socket)));
       }
