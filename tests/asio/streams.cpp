@@ -131,9 +131,21 @@ TEST_CASE("serve: a bad Last-Event-ID is answered 400; an unknown one lets the h
   }
 }
 
-TEST_CASE("serve: a connect whose replay does not fit the mailbox is answered 503", "[asio]") {
+TEST_CASE("serve: the replay has room beyond the live bounds; one that does not fit is answered "
+          "503",
+          "[asio]") {
   ServeOptions o;
   o.mailbox.max_frames = 2;
+  SECTION("the default replay room: a client that fell behind still resumes") {
+    Fixture f(o);
+    for (int i = 0; i < 100; ++i) (void)f.hub.broadcast(ev("m", std::to_string(i)));
+    Client c(f.client_loop.ioc(), f.server.port(), Client::get("/events", "Last-Event-ID: 1\r\n"));
+    c.read();
+    REQUIRE(c.wait_events(99));
+    CHECK(c.seen().status == 200);
+    CHECK(c.seen().events.back().data == "99");
+  }
+  o.mailbox.replay_frames = 0;
   Fixture f(o);
   for (int i = 0; i < 5; ++i) (void)f.hub.broadcast(ev("m", std::to_string(i)));
   Client c(f.client_loop.ioc(), f.server.port(), Client::get("/events", "Last-Event-ID: 1\r\n"));

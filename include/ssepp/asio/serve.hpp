@@ -50,8 +50,12 @@ struct StreamStart {
 
 /// Settings of an `EventStreams`.
 struct ServeOptions {
-  StreamOptions stream;    ///< timeouts of every stream
-  MailboxOptions mailbox;  ///< each client's queue: bounds and overflow policy
+  StreamOptions stream;  ///< timeouts of every stream
+  /// Each client's queue: bounds and overflow policy. The default adds room for a replay of up
+  /// to 1024 events (a Broadcaster's default history) on top of the live bounds until the first
+  /// write: a client cut for falling behind missed more than the bounds hold, and must still be
+  /// able to resume. Replayed frames are shared with the history (a pointer each).
+  MailboxOptions mailbox = default_mailbox();
   /// The first bytes of every stream (encoded once, at construction): a comment, padding for
   /// buffering proxies, a `retry:` hint. The default is a bare ":\n\n" so headers flush at once.
   PreambleOptions preamble;
@@ -61,6 +65,14 @@ struct ServeOptions {
   std::size_t max_last_event_id = default_max_last_event_id;
   /// Called when a stream ended, and why (on its executor; must not throw).
   std::function<void(ClientId, EndReason, std::error_code)> on_end;
+
+  /// The default `mailbox`: MailboxOptions' bounds, plus replay room (1024 frames, 64 MiB).
+  static MailboxOptions default_mailbox() noexcept {
+    MailboxOptions m;
+    m.replay_frames = 1024;
+    m.replay_bytes = std::size_t{64} << 20;
+    return m;
+  }
 };
 
 /// Counters of an `EventStreams`: open streams plus every stream that ended.
