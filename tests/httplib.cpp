@@ -278,7 +278,7 @@ TEST_CASE("httplib: a missed replay reaches on_open, which sends a snapshot firs
       seen.push_back(start.replay);
       paths.push_back(req.path);
     }
-    if (start.replay_missed()) (void)ssepp::encode_to(start.first, ev("state", "snapshot"));
+    if (start.replay_missed()) start.first += ssepp::encode(ev("state", "snapshot"));
   };
   ssepp::BroadcasterOptions bo;
   bo.history_size = 2;

@@ -269,7 +269,7 @@ struct ClientOptions {
   bool allow_insecure_redirect = false;
 
   /// Bytes of a non-stream response's body kept for `error_body()` (APIs explain errors there).
-  std::size_t max_error_body = 64 * 1024;
+  std::size_t max_error_body = std::size_t{64} * 1024;
   /// Last-Event-ID to resume from (e.g. persisted by an earlier run).
   std::string last_event_id;
   /// Limits and UTF-8 handling of the stream parser.

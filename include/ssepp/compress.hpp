@@ -589,13 +589,13 @@ enum class Format : unsigned char { auto_detect, gzip, zlib, raw, identity };
 struct DecompressorLimits {
   /// Most bytes one `decompress_to` call appends; the call stops there (reporting the input it
   /// consumed) and the caller hands the rest in after consuming the output.
-  std::size_t max_output = 256 * 1024;
+  std::size_t max_output = std::size_t{256} * 1024;
   /// Most output bytes per input byte over the stream, once past `ratio_grace`: more is a
   /// decompression bomb (`errc::decompression_limit`). Event streams compress 3x to 30x; repeated
   /// identical events batched together can reach ~100x.
   std::size_t max_ratio = 256;
   /// Output allowed before `max_ratio` applies (a short stream of tiny repeated events).
-  std::size_t ratio_grace = 1024 * 1024;
+  std::size_t ratio_grace = std::size_t{1024} * 1024;
 };
 
 /// What one `decompress_to` call did.

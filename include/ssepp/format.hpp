@@ -53,10 +53,10 @@ struct EventHead {
   EventHead& with_id(std::string_view v) & { id = v; return *this; }
   EventHead& with_retry(std::chrono::milliseconds v) & { retry = v; return *this; }
   EventHead& with_comment(std::string_view v) & { comment = v; return *this; }
-  EventHead&& with_type(std::string_view v) && { type = v; return std::move(*this); }
-  EventHead&& with_id(std::string_view v) && { id = v; return std::move(*this); }
-  EventHead&& with_retry(std::chrono::milliseconds v) && { retry = v; return std::move(*this); }
-  EventHead&& with_comment(std::string_view v) && { comment = v; return std::move(*this); }
+  EventHead with_type(std::string_view v) && { type = v; return *this; }
+  EventHead with_id(std::string_view v) && { id = v; return *this; }
+  EventHead with_retry(std::chrono::milliseconds v) && { retry = v; return *this; }
+  EventHead with_comment(std::string_view v) && { comment = v; return *this; }
 };
 
 namespace detail {

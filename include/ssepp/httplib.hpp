@@ -81,7 +81,7 @@ struct StreamStart {
   std::size_t replayed = 0;                   ///< events replayed
   std::vector<std::string> refused_channels;  ///< initial channels refused (authoriser, name)
   /// Bytes written right after the preamble, before any replayed or live event: append a
-  /// "connected" event, or a snapshot when `replay_missed()` (`ssepp::encode_to(first, ev)`).
+  /// "connected" event, or a snapshot when `replay_missed()` (`first += ssepp::encode(ev)`).
   std::string first;
 
   /// The client asked to resume from an id the history does not have (unknown or too old): it

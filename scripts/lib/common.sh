@@ -46,15 +46,16 @@ ensure_npm() {
 }
 
 # What scripts/demo needs to configure and build ssepp-demo (examples/beast, with the other
-# examples configured beside it, tests off): the library's fmt, Boost's headers (Beast, Asio) and
-# nlohmann-json for the examples. hiredis and cpp-httplib are optional there (with hiredis the
-# demo gains --redis; without cpp-httplib examples/httplib is skipped).
-SSEPP_DEMO_DEBS=(cmake ninja-build g++ libfmt-dev libboost-dev nlohmann-json3-dev)
+# examples configured beside it, tests off): the library's fmt, Boost's headers (Beast, Asio),
+# OpenSSL for ssepp::asio's TLS, and nlohmann-json for the examples. hiredis and cpp-httplib are
+# optional there (with hiredis the demo gains --redis; without cpp-httplib examples/httplib is
+# skipped).
+SSEPP_DEMO_DEBS=(cmake ninja-build g++ libfmt-dev libboost-dev libssl-dev nlohmann-json3-dev)
 # What every test build needs (scripts/test, scripts/bench, ...): the demo's, plus clang and its
 # sanitizer/libFuzzer runtime, Catch2, cpp-httplib, hiredis and a real redis-server, pkg-config
 # for the pkg-config consumer test, git for the fmt_missing consumer test's stand-in repository,
-# and zlib for ssepp::compress.
+# zlib for ssepp::compress, and the openssl tool that makes the TLS tests' certificates.
 SSEPP_BUILD_DEBS=("${SSEPP_DEMO_DEBS[@]}" clang libclang-rt-14-dev catch2 libcpp-httplib-dev
-  libhiredis-dev redis-server pkgconf git zlib1g-dev)
+  libhiredis-dev redis-server pkgconf git zlib1g-dev openssl)
 
 jobs() { nproc 2>/dev/null || echo 2; }

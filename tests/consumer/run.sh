@@ -98,3 +98,5 @@ if [ -x "$work/build/consumer_redis" ]; then "$work/build/consumer_redis"; fi
 if [ -x "$work/build/consumer_compress" ]; then "$work/build/consumer_compress"; fi
 # Likewise wherever cpp-httplib is installed (ssepp::httplib).
 if [ -x "$work/build/consumer_httplib" ]; then "$work/build/consumer_httplib"; fi
+# Built wherever Boost and OpenSSL are installed (the consumer project insists on ssepp::asio then).
+if [ -x "$work/build/consumer_asio" ]; then "$work/build/consumer_asio"; fi

@@ -1,11 +1,16 @@
 // Every public header in one translation unit, for clang-tidy and cppcheck (tests/lint).
 #include <ssepp/ssepp.hpp>
+#include <ssepp/asio.hpp>
 #include <ssepp/client.hpp>
 #include <ssepp/cors.hpp>
 #include <ssepp/compress.hpp>
 #include <ssepp/http.hpp>
+#include <ssepp/httplib.hpp>
 #include <ssepp/redis.hpp>
 #include <ssepp/testing.hpp>
+
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <memory>
 
@@ -21,6 +26,8 @@ template class ssepp::Broadcaster<ssepp::Mailbox>;
 template class ssepp::Broadcaster<ssepp::RecordingSink>;
 template class ssepp::RedisStreamBus<ssepp::Mailbox>;
 template class ssepp::RedisPubSubBridge<ssepp::Mailbox>;
+template class ssepp::asio::EventStream<boost::beast::tcp_stream>;
+template class ssepp::asio::EventStream<boost::beast::ssl_stream<boost::beast::tcp_stream>>;
 
 int main() try {
   ssepp::Parser parser;

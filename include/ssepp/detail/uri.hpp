@@ -85,10 +85,8 @@ inline std::string remove_dot_segments(std::string_view in) {
   while (!in.empty()) {
     if (starts("../")) {
       in.remove_prefix(3);
-    } else if (starts("./")) {
-      in.remove_prefix(2);
-    } else if (starts("/./")) {
-      in.remove_prefix(2);  // "/./x" -> "/x"
+    } else if (starts("./") || starts("/./")) {
+      in.remove_prefix(2);  // "./x" -> "x", "/./x" -> "/x"
     } else if (in == "/.") {
       in = "/";
     } else if (starts("/../")) {

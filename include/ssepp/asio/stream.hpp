@@ -1,0 +1,547 @@
+// ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
+#pragma once
+
+#include <ssepp/config.hpp>
+#include <ssepp/detail/asio_layer.hpp>
+#include <ssepp/encoder.hpp>
+#include <ssepp/history.hpp>
+#include <ssepp/http.hpp>
+#include <ssepp/mailbox.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/socket_base.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/status.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+SSEPP_BEGIN_NAMESPACE
+namespace asio {
+
+/// Why an event stream ended. The first two are the host's own endings: *end* writes what is
+/// queued and the final chunk, *cut* closes at once; the others are decided by the stream.
+enum class EndReason {
+  ended,          ///< `end()`: everything queued (and the last event) written, final chunk, close
+  cut,            ///< `cut()`: closed at once, queued frames unwritten
+  overflow,       ///< the Mailbox overflowed (a client that does not keep up): closed at once
+  disconnected,   ///< the Mailbox was closed elsewhere (`Broadcaster::disconnect`): closed at once
+  client_closed,  ///< the client closed or reset the connection (EOF, RST, broken pipe)
+  write_timeout,  ///< the client's socket stayed full for `StreamOptions::write_timeout`
+  end_timeout,    ///< `end(last, within)` had not drained by its deadline: closed at once
+  io_error,       ///< any other socket or TLS error (the error code says which)
+};
+
+/// How many `EndReason`s there are (for per-reason counters).
+inline constexpr std::size_t end_reason_count = 8;
+
+/// The reason's name, e.g. "write_timeout" (for logs and metrics labels).
+inline constexpr std::string_view to_string(EndReason r) noexcept {
+  switch (r) {
+    case EndReason::ended: return "ended";
+    case EndReason::cut: return "cut";
+    case EndReason::overflow: return "overflow";
+    case EndReason::disconnected: return "disconnected";
+    case EndReason::client_closed: return "client_closed";
+    case EndReason::write_timeout: return "write_timeout";
+    case EndReason::end_timeout: return "end_timeout";
+    case EndReason::io_error: return "io_error";
+  }
+  return "unknown";
+}
+
+/// Timeouts of an event stream. A zero duration turns that timeout off.
+struct StreamOptions {
+  /// How long a client may leave its socket full (accepting no byte) before the stream is cut
+  /// (`EndReason::write_timeout`): a reader that stopped reading. Over TLS, how long one batch
+  /// may take to write. The timer runs only while a write waits, never for a stream that keeps up.
+  std::chrono::milliseconds write_timeout{std::chrono::seconds(10)};
+  /// After an end (final chunk written, then FIN or TLS close_notify): how long to wait for the
+  /// client to close its side, so the last bytes are read rather than reset, before closing.
+  std::chrono::milliseconds close_timeout{std::chrono::seconds(2)};
+};
+
+/// What `EventStream::start` writes before the first batch of frames.
+struct StreamHead {
+  /// The request's HTTP version (`major * 10 + minor`): 11 and up give a chunked body (one chunk
+  /// per batch, the final chunk at the end), 10 a body delimited by the connection's close.
+  unsigned version = 11;
+  /// Headers added to `response_headers(version)`, e.g. CORS. Views: valid during `start()`.
+  std::vector<HeaderField> headers;
+  /// Bytes that open the body: the preamble, a "connected" event, a snapshot (encoded SSE, see
+  /// `preamble()` and `encode_to`). Written before any frame of the mailbox.
+  std::string_view first;
+  /// 200: an event stream. Anything else answers a refused request instead: `body` as
+  /// text/plain with Content-Length, then the connection closes (no frame is written).
+  unsigned status = 200;
+  std::string_view body;  ///< see `status`
+};
+
+/// Callbacks of one stream. Both run on the stream's executor, at most once, never inside the
+/// call that started or ended the stream; they must not throw.
+struct StreamHooks {
+  /// The stream takes no more frames (a cut, or an end that began): remove the client from its
+  /// Broadcaster here (`hub.disconnect(id)`). Frames already queued are still written by an end.
+  std::function<void(ClientId)> on_release;
+  /// The connection is closed, and why. `error` is the socket or TLS error, if any.
+  std::function<void(ClientId, EndReason, std::error_code error)> on_end;
+};
+
+/// Counters of one stream (each exact, read one after the other).
+struct StreamStats {
+  std::uint64_t writes = 0;   ///< write calls (a gather write to the socket, or one TLS write)
+  std::uint64_t batches = 0;  ///< batches of queued frames taken from the mailbox (one chunk each)
+  std::uint64_t frames = 0;   ///< frames written (mailbox frames and a last event)
+  std::uint64_t bytes = 0;    ///< bytes written to the next layer, head and framing included
+  bool ended = false;         ///< the connection is closed
+};
+
+/// One server-sent event stream over an Asio connection: it owns the connection (`NextLayer`: a
+/// `tcp::socket`, a `beast::tcp_stream`, or an `ssl::stream` over either), the client's
+/// `Mailbox` and id, and writes every frame the mailbox receives.
+///
+/// - **Batches.** A mailbox that wakes up posts (never dispatches) one flush to the stream's
+///   executor, so every send made before that flush runs — a burst of publishes, a handler that
+///   sends many events — leaves in one gather write (one HTTP/1.1 chunk). On a plain socket the
+///   write is a non-blocking `writev` of the shared frames; over TLS the batch is copied into one
+///   buffer (one record instead of one per frame).
+/// - **Slow readers.** When the socket is full the stream waits for it to drain, and only then
+///   runs a timer: a client that accepts nothing for `write_timeout` is cut. A client that falls
+///   behind by more than the mailbox's bounds is cut by the mailbox (`Overflow::close`).
+/// - **Vanished clients.** A read is always pending: EOF or a reset ends the stream at once.
+/// - **Endings.** `cut()` closes now; `end()` writes what is queued, an optional last event and
+///   the final chunk, sends FIN (or TLS close_notify) and closes once the client has closed.
+/// - **Asio habits.** Everything runs on the next layer's executor (give it a strand when
+///   several threads run the io_context, as for any Beast stream); `start`, `end` and `cut` are
+///   safe from any thread and post their work; pending operations keep the stream alive
+///   (`shared_from_this`), so create it with `std::make_shared`.
+template <class NextLayer>
+class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> {
+  using tcp_socket = std::decay_t<decltype(detail::socket_of(
+      ::boost::beast::get_lowest_layer(std::declval<NextLayer&>())))>;
+  static constexpr bool plain = detail::is_plain_layer_v<NextLayer>;
+  using Clock = std::chrono::steady_clock;
+
+ public:
+  using next_layer_type = NextLayer;
+  using executor_type = typename NextLayer::executor_type;
+
+  /// Takes the connection (after the request was read: the stream writes the response) and the
+  /// mailbox the client's frames arrive in. `id` is passed back to the hooks.
+  EventStream(NextLayer&& next, Mailbox mailbox, ClientId id = 0, StreamOptions options = {})
+      : next_(std::move(next)),
+        mailbox_(std::move(mailbox)),
+        id_(id),
+        options_(options),
+        timer_(next_.get_executor()) {}
+
+  EventStream(const EventStream&) = delete;
+  EventStream& operator=(const EventStream&) = delete;
+
+  ~EventStream() {
+    if (!released_) mailbox_.on_wake(nullptr);
+  }
+
+  /// The executor every operation of the stream runs on (the next layer's).
+  executor_type get_executor() noexcept { return next_.get_executor(); }
+  /// The connection. Only on the stream's executor.
+  NextLayer& next_layer() noexcept { return next_; }
+  /// The client id given at construction.
+  ClientId id() const noexcept { return id_; }
+  /// The client's mailbox (a handle sharing the queue).
+  const Mailbox& mailbox() const noexcept { return mailbox_; }
+
+  /// Starts the stream: the response head and `head.first` go out, then every batch the mailbox
+  /// receives, until an ending. Call once. The head is built now (views in `head` need not live
+  /// longer); the writing starts on the executor.
+  void start(const StreamHead& head = {}, StreamHooks hooks = {}) {
+    build_head(head);
+    hooks_ = std::move(hooks);
+    ::boost::asio::post(next_.get_executor(),
+                        [self = this->shared_from_this()] { self->begin(); });
+  }
+
+  /// Ends the stream gracefully: what is queued is written, then `last` (an encoded event, e.g.
+  /// `Frame::from_event(bye)`; empty for none), then the final chunk; then the stream sends FIN
+  /// (or TLS close_notify) and closes when the client has closed, or after `close_timeout`. The
+  /// mailbox is closed now and `on_release` runs. With `within` non-zero, a stream that has not
+  /// drained by then is cut (`EndReason::end_timeout`). From any thread; idempotent.
+  void end(Frame last = {}, std::chrono::milliseconds within = std::chrono::milliseconds::zero()) {
+    ::boost::asio::post(next_.get_executor(),
+                        [self = this->shared_from_this(), last = std::move(last), within]() mutable {
+                          self->do_end(std::move(last), within);
+                        });
+  }
+
+  /// Closes the connection now, whatever is queued (`EndReason::cut`). From any thread.
+  void cut() {
+    ::boost::asio::post(next_.get_executor(), [self = this->shared_from_this()] {
+      self->close_now(EndReason::cut, {});
+    });
+  }
+
+  /// The stream's counters. From any thread.
+  StreamStats stats() const noexcept {
+    StreamStats s;
+    s.writes = writes_.load(std::memory_order_relaxed);
+    s.batches = batches_.load(std::memory_order_relaxed);
+    s.frames = frames_written_.load(std::memory_order_relaxed);
+    s.bytes = bytes_.load(std::memory_order_relaxed);
+    s.ended = ended_.load(std::memory_order_acquire);
+    return s;
+  }
+
+ private:
+  using error_code = ::boost::system::error_code;
+
+  tcp_socket& raw() noexcept { return detail::socket_of(::boost::beast::get_lowest_layer(next_)); }
+
+  static void append_header(std::string& out, std::string_view name, std::string_view value) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  }
+
+  void build_head(const StreamHead& head) {
+    if (head.status != 200) {
+      reply_only_ = true;
+      chunked_ = false;
+      const auto reason = ::boost::beast::http::obsolete_reason(
+          static_cast<::boost::beast::http::status>(head.status));
+      head_ = "HTTP/1.1 " + std::to_string(head.status) + " ";
+      head_.append(reason.data(), reason.size()).append("\r\n");
+      append_header(head_, "Content-Type", "text/plain; charset=utf-8");
+      append_header(head_, "Content-Length", std::to_string(head.body.size()));
+      append_header(head_, "Connection", "close");
+      for (const auto& h : head.headers) append_header(head_, h.name, h.value);
+      head_ += "\r\n";
+      head_.append(head.body);
+      return;
+    }
+    chunked_ = head.version >= 11;
+    head_ = "HTTP/1.1 200 OK\r\n";
+    for (const auto& h : response_headers(chunked_ ? 11 : 10)) append_header(head_, h.name, h.value);
+    if (chunked_) append_header(head_, "Transfer-Encoding", "chunked");
+    for (const auto& h : head.headers) append_header(head_, h.name, h.value);
+    head_ += "\r\n";
+    if (head.first.empty()) return;
+    if (chunked_) {
+      detail::ChunkSize size;
+      size.set(head.first.size());
+      head_.append(size.text.data(), size.size).append(head.first).append("\r\n");
+    } else {
+      head_.append(head.first);
+    }
+  }
+
+  // ---- on the executor from here on
+
+  void begin() {
+    if (done_) return;
+    started_ = true;
+    detail::no_layer_timeout(::boost::beast::get_lowest_layer(next_));
+    if constexpr (plain) {
+      error_code ec;
+      raw().non_blocking(true, ec);
+      if (ec) return close_now(EndReason::io_error, ec);
+    }
+    watch();
+    if (reply_only_) {
+      ending_ = true;
+      release();
+    } else if (!ending_) {
+      mailbox_.on_wake([weak = this->weak_from_this()] {
+        if (auto self = weak.lock()) self->schedule_flush();
+      });
+    }
+    arm_timer();
+    if (!writing_) pump();
+  }
+
+  /// From any thread (the sender's): one flush is posted, whatever the number of wake-ups.
+  void schedule_flush() {
+    if (flush_posted_.exchange(true, std::memory_order_acq_rel)) return;
+    ::boost::asio::post(next_.get_executor(), [self = this->shared_from_this()] {
+      self->flush_posted_.store(false, std::memory_order_release);
+      self->flush();
+    });
+  }
+
+  void flush() {
+    if (done_ || !started_) return;
+    if (!ending_ && mailbox_.closed())
+      return close_now(mailbox_.stats().overflowed ? EndReason::overflow : EndReason::disconnected,
+                       {});
+    if (!writing_) pump();
+  }
+
+  /// An SSE client sends nothing after its request: any completion but data means it is gone.
+  void watch() {
+    auto handler = [self = this->shared_from_this()](error_code ec, std::size_t) {
+      self->on_read(ec);
+    };
+    if constexpr (plain)
+      raw().async_read_some(::boost::asio::buffer(discard_), std::move(handler));
+    else
+      next_.async_read_some(::boost::asio::buffer(discard_), std::move(handler));
+  }
+
+  void on_read(error_code ec) {
+    if (done_) return;
+    if (!ec) return watch();
+    if (closing_) return close_now(EndReason::ended, {});
+    fail(ec);
+  }
+
+  /// Writes until nothing is queued or the socket is full.
+  void pump() {
+    for (;;) {
+      if (next_buffer_ == buffers_.size() && !refill()) return drained();
+      if constexpr (plain) {
+        error_code ec;
+        writes_.fetch_add(1, std::memory_order_relaxed);  // before: the bytes may arrive first
+        const std::size_t n = detail::send_now(raw(), buffers_.data() + next_buffer_,
+                                               buffers_.size() - next_buffer_, ec);
+        if (ec == ::boost::asio::error::would_block || ec == ::boost::asio::error::try_again)
+          return wait_writable();
+        if (ec) return fail(ec);
+        bytes_.fetch_add(n, std::memory_order_relaxed);
+        consume(n);
+      } else {
+        flat_.clear();
+        for (std::size_t i = next_buffer_; i < buffers_.size(); ++i)
+          flat_.append(static_cast<const char*>(buffers_[i].data()), buffers_[i].size());
+        next_buffer_ = buffers_.size();
+        writing_ = true;
+        stall_since_ = Clock::now();
+        arm_timer();
+        writes_.fetch_add(1, std::memory_order_relaxed);
+        ::boost::asio::async_write(
+            next_, ::boost::asio::buffer(flat_),
+            [self = this->shared_from_this()](error_code ec, std::size_t n) {
+              self->writing_ = false;
+              if (self->done_) return;
+              if (ec) return self->fail(ec);
+              self->bytes_.fetch_add(n, std::memory_order_relaxed);
+              self->flush();
+            });
+        return;
+      }
+    }
+  }
+
+  /// Takes every queued frame into one buffer sequence (one chunk); false when there is nothing.
+  bool refill() {
+    frames_.clear();
+    buffers_.clear();
+    next_buffer_ = 0;
+    if (head_sent_) {
+      if (!head_.empty()) std::string().swap(head_);  // written: an idle stream keeps no bytes
+    } else {
+      head_sent_ = true;
+      buffers_.emplace_back(head_.data(), head_.size());
+    }
+    if (!reply_only_) mailbox_.take_all(frames_);
+    bool final_chunk = false;
+    if (ending_ && !final_added_) {  // the mailbox is closed: take_all got the last of it
+      final_added_ = true;
+      final_chunk = chunked_;
+      if (!last_.empty()) frames_.push_back(std::move(last_));
+    }
+    if (!frames_.empty()) {
+      std::size_t total = 0;
+      for (const auto& f : frames_) total += f.size();
+      if (chunked_) {
+        chunk_.set(total);
+        buffers_.emplace_back(chunk_.text.data(), chunk_.size);
+      }
+      for (const auto& f : frames_) buffers_.emplace_back(f.data(), f.size());
+      if (chunked_) buffers_.emplace_back("\r\n", 2);
+      batches_.fetch_add(1, std::memory_order_relaxed);
+      frames_written_.fetch_add(frames_.size(), std::memory_order_relaxed);
+    }
+    if (final_chunk) buffers_.emplace_back("0\r\n\r\n", 5);
+    return !buffers_.empty();
+  }
+
+  /// Drops `n` written bytes from the front of the buffer sequence.
+  void consume(std::size_t n) {
+    while (n > 0 && next_buffer_ < buffers_.size()) {
+      auto& b = buffers_[next_buffer_];
+      if (n < b.size()) {
+        b += n;
+        return;
+      }
+      n -= b.size();
+      ++next_buffer_;
+    }
+  }
+
+  /// The socket is full: wait until it drains (the write timeout runs meanwhile).
+  void wait_writable() {
+    writing_ = true;
+    stall_since_ = Clock::now();
+    arm_timer();
+    raw().async_wait(tcp_socket::wait_write, [self = this->shared_from_this()](error_code ec) {
+      self->writing_ = false;
+      if (self->done_) return;
+      if (ec) return self->fail(ec);
+      self->flush();
+    });
+  }
+
+  /// Everything taken was written.
+  void drained() {
+    if (!ending_ || !final_added_ || closing_) return;
+    closing_ = true;
+    close_deadline_ = options_.close_timeout.count() > 0 ? Clock::now() + options_.close_timeout
+                                                         : Clock::now();
+    if constexpr (detail::has_async_shutdown<NextLayer>::value) {
+      // close_notify; the read watch (or this) completes when the client answers or goes.
+      next_.async_shutdown([self = this->shared_from_this()](error_code) {
+        if (!self->done_) self->close_now(EndReason::ended, {});
+      });
+    } else {
+      error_code ignored;
+      raw().shutdown(tcp_socket::shutdown_send, ignored);  // FIN after the last byte
+    }
+    if (options_.close_timeout.count() <= 0) return close_now(EndReason::ended, {});
+    arm_timer();
+  }
+
+  void do_end(Frame last, std::chrono::milliseconds within) {
+    if (done_) return;
+    if (within.count() > 0) {
+      const auto at = Clock::now() + within;
+      if (at < end_deadline_) end_deadline_ = at;
+    }
+    if (ending_) {
+      if (started_) arm_timer();
+      return;
+    }
+    if (!ending_ && mailbox_.stats().overflowed) return close_now(EndReason::overflow, {});
+    ending_ = true;
+    last_ = std::move(last);
+    release();
+    if (!started_) return;  // begin() writes it all
+    arm_timer();
+    if (!writing_) pump();
+  }
+
+  /// The stream takes no more frames: the mailbox is closed, the owner told.
+  void release() {
+    if (released_) return;
+    released_ = true;
+    mailbox_.on_wake(nullptr);
+    mailbox_.close();
+    if (hooks_.on_release) hooks_.on_release(id_);
+  }
+
+  void fail(error_code ec) {
+    if (closing_) return close_now(EndReason::ended, {});
+    close_now(detail::is_client_gone(ec) ? EndReason::client_closed : EndReason::io_error, ec);
+  }
+
+  void close_now(EndReason reason, error_code ec) {
+    if (done_) return;
+    done_ = true;
+    release();
+    timer_.cancel();
+    error_code ignored;
+    raw().close(ignored);
+    frames_.clear();
+    std::string().swap(head_);
+    ended_.store(true, std::memory_order_release);
+    auto on_end = std::move(hooks_.on_end);
+    hooks_ = {};
+    if (on_end) on_end(id_, reason, std::error_code(ec));
+  }
+
+  // ---- the timer: armed for the earliest deadline in force, at most one wait pending
+
+  Clock::time_point deadline() const noexcept {
+    Clock::time_point d = end_deadline_;
+    if (writing_ && options_.write_timeout.count() > 0 &&
+        stall_since_ + options_.write_timeout < d)
+      d = stall_since_ + options_.write_timeout;
+    if (closing_ && close_deadline_ < d) d = close_deadline_;
+    return d;
+  }
+
+  void arm_timer() {
+    if (done_) return;
+    const Clock::time_point d = deadline();
+    if (d == Clock::time_point::max()) return;
+    if (timer_armed_ && timer_at_ <= d) return;
+    timer_armed_ = true;
+    timer_at_ = d;
+    const unsigned gen = ++timer_gen_;
+    timer_.expires_at(d);  // a pending wait is cancelled: its handler sees an old generation
+    timer_.async_wait([self = this->shared_from_this(), gen](error_code) { self->on_timer(gen); });
+  }
+
+  void on_timer(unsigned gen) {
+    if (gen != timer_gen_) return;
+    timer_armed_ = false;
+    if (done_) return;
+    const auto now = Clock::now();
+    if (closing_ && (now >= close_deadline_ || now >= end_deadline_))
+      return close_now(EndReason::ended, {});
+    if (now >= end_deadline_) return close_now(EndReason::end_timeout, {});
+    if (writing_ && options_.write_timeout.count() > 0 &&
+        now >= stall_since_ + options_.write_timeout)
+      return close_now(EndReason::write_timeout, {});
+    arm_timer();
+  }
+
+  NextLayer next_;
+  Mailbox mailbox_;
+  ClientId id_;
+  StreamOptions options_;
+  ::boost::asio::steady_timer timer_;
+  StreamHooks hooks_;
+  std::string head_;                  // response head (+ first bytes) until written
+  std::vector<Frame> frames_;         // the batch being written: alive until written
+  std::vector<::boost::asio::const_buffer> buffers_;
+  std::size_t next_buffer_ = 0;       // first buffer of buffers_ not fully written
+  std::string flat_;                  // the batch in one piece, for layers that encrypt
+  detail::ChunkSize chunk_;
+  Frame last_;                        // the last event of an end
+  Clock::time_point stall_since_{};
+  Clock::time_point end_deadline_ = Clock::time_point::max();
+  Clock::time_point close_deadline_ = Clock::time_point::max();
+  Clock::time_point timer_at_{};
+  unsigned timer_gen_ = 0;
+  bool timer_armed_ = false;
+  bool chunked_ = true;
+  bool reply_only_ = false;  // a refusal (status != 200), not a stream
+  bool started_ = false;
+  bool head_sent_ = false;
+  bool writing_ = false;     // a write (TLS) or a wait for the socket to drain is pending
+  bool ending_ = false;
+  bool final_added_ = false;
+  bool closing_ = false;     // all written, FIN / close_notify sent
+  bool released_ = false;
+  bool done_ = false;
+  std::atomic<bool> flush_posted_{false};
+  std::atomic<bool> ended_{false};
+  std::atomic<std::uint64_t> writes_{0};
+  std::atomic<std::uint64_t> batches_{0};
+  std::atomic<std::uint64_t> frames_written_{0};
+  std::atomic<std::uint64_t> bytes_{0};
+  std::array<char, 256> discard_{};
+};
+
+}  // namespace asio
+SSEPP_END_NAMESPACE
