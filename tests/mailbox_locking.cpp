@@ -19,55 +19,12 @@
 #include <string>
 #include <vector>
 
+#include "support/counting_new.hpp"
+
 namespace {
-std::atomic<long> g_allocations{0};
-std::atomic<long> g_frees{0};
-std::atomic<long> g_allocations_locked{0};
-std::atomic<long> g_frees_locked{0};
-
-void* counted_new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (ssepp::detail::SpinLock::held_here() > 0)
-    g_allocations_locked.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n == 0 ? 1 : n);
-}
-
-void counted_delete(void* p) noexcept {
-  if (p == nullptr) return;
-  g_frees.fetch_add(1, std::memory_order_relaxed);
-  if (ssepp::detail::SpinLock::held_here() > 0)
-    g_frees_locked.fetch_add(1, std::memory_order_relaxed);
-  std::free(p);
-}
-
-void* aligned_new(std::size_t n, std::align_val_t a) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (ssepp::detail::SpinLock::held_here() > 0)
-    g_allocations_locked.fetch_add(1, std::memory_order_relaxed);
-  const auto align = static_cast<std::size_t>(a);
-  return std::aligned_alloc(align, (n + align - 1) / align * align);
-}
+// Allocations and frees made while the calling thread holds a spin lock count as watched.
+[[maybe_unused]] const bool g_watching = (g_watch = [] { return ssepp::detail::SpinLock::held_here() > 0; }, true);
 }  // namespace
-
-void* operator new(std::size_t n) {
-  if (void* p = counted_new(n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_new(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_new(n); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  if (void* p = aligned_new(n, a)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { counted_delete(p); }
-void operator delete[](void* p) noexcept { counted_delete(p); }
-void operator delete(void* p, std::size_t) noexcept { counted_delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { counted_delete(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { counted_delete(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { counted_delete(p); }
-void operator delete(void* p, std::align_val_t) noexcept { counted_delete(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { counted_delete(p); }
 
 using namespace std::chrono_literals;
 using ssepp::Frame;
@@ -77,10 +34,10 @@ using ssepp::Overflow;
 
 namespace {
 struct Counts {
-  long allocations, frees, allocations_locked, frees_locked;
+  std::size_t allocations, frees, allocations_locked, frees_locked;
   static Counts now() {
-    return {g_allocations.load(), g_frees.load(), g_allocations_locked.load(),
-            g_frees_locked.load()};
+    return {g_allocations.load(), g_frees.load(), g_allocations_watched.load(),
+            g_frees_watched.load()};
   }
   Counts operator-(const Counts& o) const {
     return {allocations - o.allocations, frees - o.frees, allocations_locked - o.allocations_locked,
@@ -98,8 +55,8 @@ TEST_CASE("the lock tracking sees a held spin lock") {
   void* volatile p = ::operator new(sizeof(int));  // counted as allocated under the lock
   lock.unlock();
   ::operator delete(p);
-  CHECK(g_allocations_locked.load() >= 1);
-  g_allocations_locked = 0;
+  CHECK(g_allocations_watched.load() >= 1);
+  g_allocations_watched = 0;
 }
 
 TEST_CASE("the ring grows without allocating or freeing under the lock") {

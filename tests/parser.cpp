@@ -16,30 +16,7 @@
 
 // Counting allocator for this test program only: the steady-state test asserts no allocation.
 // `g_fail_allocations` > 0 makes that many next allocations throw std::bad_alloc.
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-std::atomic<int> g_fail_allocations{0};
-}
-void* operator new(std::size_t n) {
-  if (g_fail_allocations.load(std::memory_order_relaxed) > 0 &&
-      g_fail_allocations.fetch_sub(1, std::memory_order_relaxed) > 0)
-    throw std::bad_alloc();
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#include "support/counting_new.hpp"
 
 using namespace std::chrono_literals;
 using sselog::ev;

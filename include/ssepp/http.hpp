@@ -7,6 +7,7 @@
 #pragma once
 
 #include <ssepp/config.hpp>
+#include <ssepp/detail/ascii.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/error.hpp>
 #include <ssepp/result.hpp>
@@ -45,7 +46,7 @@ class HeaderFields {
   /// The value of header `name` (ASCII case-insensitive), or nullopt when absent.
   constexpr std::optional<std::string_view> find(std::string_view name) const noexcept {
     for (std::size_t i = 0; i < size_; ++i)
-      if (iequals(fields_[i].name, name)) return fields_[i].value;
+      if (detail::ascii_iequals(fields_[i].name, name)) return fields_[i].value;
     return std::nullopt;
   }
 
@@ -55,17 +56,6 @@ class HeaderFields {
   }
 
  private:
-  static constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      char x = a[i], y = b[i];
-      if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-      if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-      if (x != y) return false;
-    }
-    return true;
-  }
-
   std::array<HeaderField, capacity> fields_{};
   std::size_t size_ = 0;
 };

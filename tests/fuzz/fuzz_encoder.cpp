@@ -31,10 +31,7 @@ struct Seen {
   void on_retry(std::chrono::milliseconds ms) { retries.push_back(ms.count()); }
 };
 
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) std::abort(); \
-  } while (0)
+#include "check.hpp"
 
 }  // namespace
 

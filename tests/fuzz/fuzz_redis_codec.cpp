@@ -15,10 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) std::abort(); \
-  } while (0)
+#include "check.hpp"
 
 namespace {
 

@@ -13,13 +13,7 @@
 #include <string>
 #include <vector>
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      std::fprintf(stderr, "check failed line %d: %s\n", __LINE__, #cond); \
-      std::abort();                                                        \
-    }                                                                      \
-  } while (0)
+#include "check.hpp"
 
 namespace {
 
