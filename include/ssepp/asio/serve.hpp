@@ -233,13 +233,13 @@ class EventStreams {
       for (const auto& h : cors_->headers(origin)) headers.push_back(h);
 
     if (closing()) {
-      refuse<Stream>(std::move(next), 503, "shutting down", headers);
+      refuse<Stream>(std::forward<NextLayer>(next), 503, "shutting down", headers);
       return errc::closed;
     }
     if (!who.last_event_id) {
       auto last = detail::request_last_event_id(req, options_.max_last_event_id);
       if (!last) {
-        refuse<Stream>(std::move(next), 400, "invalid Last-Event-ID", headers);
+        refuse<Stream>(std::forward<NextLayer>(next), 400, "invalid Last-Event-ID", headers);
         return last.error();
       }
       who.last_event_id = std::move(*last);
@@ -248,11 +248,11 @@ class EventStreams {
     auto connected = detail::connect_client(*hub_, mailbox, std::move(who));
     if (!connected) {
       if (connected.error() == errc::invalid_name) {
-        refuse<Stream>(std::move(next), 400, "invalid user or pool name", headers);
+        refuse<Stream>(std::forward<NextLayer>(next), 400, "invalid user or pool name", headers);
       } else if (connected.error() == errc::closed) {
-        refuse<Stream>(std::move(next), 503, "shutting down", headers);
+        refuse<Stream>(std::forward<NextLayer>(next), 503, "shutting down", headers);
       } else {
-        refuse<Stream>(std::move(next), 503,
+        refuse<Stream>(std::forward<NextLayer>(next), 503,
                        "the events missed since Last-Event-ID do not fit this stream's queue",
                        headers);
       }
@@ -261,7 +261,7 @@ class EventStreams {
     StreamStart start = std::move(*connected);
     if (on_open) on_open(start);
     const ClientId id = start.id;
-    auto stream = std::make_shared<Stream>(std::move(next), std::move(mailbox), id, options_.stream);
+    auto stream = std::make_shared<Stream>(std::forward<NextLayer>(next), std::move(mailbox), id, options_.stream);
 
     bool late = false;  // a shutdown began meanwhile: end this one too
     Frame last;
@@ -413,7 +413,7 @@ class EventStreams {
       std::lock_guard<std::mutex> lock(registry_->mutex);
       ++registry_->totals.refused;
     }
-    auto stream = std::make_shared<Stream>(std::move(next), Mailbox(MailboxOptions{1, 1}), 0,
+    auto stream = std::make_shared<Stream>(std::forward<NextLayer>(next), Mailbox(MailboxOptions{1, 1}), 0,
                                            options_.stream);
     StreamHead head;
     head.status = status;
