@@ -212,7 +212,7 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     s.frames = frames_written_.load(std::memory_order_relaxed);
     s.bytes = bytes_.load(std::memory_order_relaxed);
     s.ended = ended_.load(std::memory_order_acquire);
-    s.compressed = compressed_;
+    s.compressed = compressed_.load(std::memory_order_relaxed);
     s.uncompressed_bytes = coded_in_.load(std::memory_order_relaxed);
     s.compressed_bytes = coded_out_.load(std::memory_order_relaxed);
     s.coder_releases = coder_releases_.load(std::memory_order_relaxed);
@@ -246,7 +246,7 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     }
     chunked_ = head.version >= 11;
     coder_ = head.coder;
-    compressed_ = coder_ != nullptr;
+    compressed_.store(coder_ != nullptr, std::memory_order_relaxed);
     idle_release_ = head.idle_release;
     head_ = "HTTP/1.1 200 OK\r\n";
     for (const auto& h : response_headers(chunked_ ? 11 : 10)) append_header(head_, h.name, h.value);
@@ -605,7 +605,6 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
   std::error_code coding_error_;      // the coder failed: the stream closes
   std::chrono::milliseconds idle_release_{0};
   Clock::time_point last_batch_{};
-  bool compressed_ = false;
   Clock::time_point stall_since_{};
   Clock::time_point end_deadline_ = Clock::time_point::max();
   Clock::time_point close_deadline_ = Clock::time_point::max();
@@ -624,6 +623,7 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
   bool done_ = false;
   std::atomic<bool> flush_posted_{false};
   std::atomic<bool> ended_{false};
+  std::atomic<bool> compressed_{false};  // stats() reads it from any thread
   std::atomic<std::uint64_t> writes_{0};
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> frames_written_{0};
