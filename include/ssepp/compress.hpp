@@ -10,6 +10,7 @@
 // The core headers never include this one (nor zlib).
 #pragma once
 
+#include <ssepp/coding.hpp>
 #include <ssepp/config.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/error.hpp>
@@ -19,6 +20,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -804,5 +806,69 @@ class Decompressor {
   std::uint64_t total_in_ = 0;
   std::uint64_t total_out_ = 0;
 };
+
+/// What `compression()` gives the adapters: the codings offered, the compressor of each stream,
+/// and when an idle stream gives its deflater back.
+struct CompressOptions {
+  /// The codings offered (a client that accepts neither gets a plain stream).
+  NegotiateOptions codings;
+  /// Each stream's compressor settings (level, window, memory, history kept when idle).
+  CompressorOptions compressor;
+  /// A stream that writes nothing for this long releases its deflater (`Compressor::release`),
+  /// keeping `compressor.idle_dictionary` bytes of history; zero: never.
+  std::chrono::milliseconds idle_release{std::chrono::seconds(30)};
+};
+
+namespace detail {
+
+/// A `StreamCoder` over a Compressor.
+class CompressorCoder final : public StreamCoder {
+ public:
+  CompressorCoder(Encoding e, const CompressorOptions& o) : z_(e, o) {}
+  std::string_view content_encoding() const noexcept override {
+    return encoding_name(z_.encoding());
+  }
+  Result<std::size_t> encode_to(std::string& out, const std::vector<Frame>& batch) override {
+    return z_.compress_to(out, batch);
+  }
+  Result<std::size_t> encode_to(std::string& out, std::string_view bytes) override {
+    return z_.compress_to(out, bytes);
+  }
+  Result<std::size_t> end_to(std::string& out) override { return z_.end_to(out); }
+  void release() noexcept override { z_.release(); }
+  bool active() const noexcept override { return z_.active(); }
+  CodingStats stats() const noexcept override {
+    const CompressorStats s = z_.stats();
+    return {s.bytes_in, s.bytes_out};
+  }
+  const Compressor& compressor() const noexcept { return z_; }
+
+ private:
+  Compressor z_;
+};
+
+class Compression final : public StreamCoding {
+ public:
+  explicit Compression(const CompressOptions& o) : opts_(o) {}
+  std::unique_ptr<StreamCoder> negotiate(std::string_view accept_encoding) const override {
+    const Encoding e = negotiate_encoding(accept_encoding, opts_.codings);
+    if (e == Encoding::identity) return nullptr;
+    return std::make_unique<CompressorCoder>(e, opts_.compressor);
+  }
+  std::chrono::milliseconds idle_release() const noexcept override { return opts_.idle_release; }
+
+ private:
+  CompressOptions opts_;
+};
+
+}  // namespace detail
+
+/// gzip/deflate for the adapters' streams: `ServeOptions::compression` (ssepp::asio) or
+/// `EndpointOptions::compression` (ssepp::httplib) = `ssepp::compression()`. Each request gets
+/// the coding its Accept-Encoding prefers (plain when it accepts neither, or the header is
+/// absent or malformed), each batch a sync flush.
+inline std::shared_ptr<const StreamCoding> compression(const CompressOptions& options = {}) {
+  return std::make_shared<const detail::Compression>(options);
+}
 
 SSEPP_END_NAMESPACE

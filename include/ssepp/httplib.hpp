@@ -14,6 +14,7 @@
 #pragma once
 
 #include <ssepp/broadcaster.hpp>
+#include <ssepp/coding.hpp>
 #include <ssepp/config.hpp>
 #include <ssepp/cors.hpp>
 #include <ssepp/encoder.hpp>
@@ -117,6 +118,12 @@ struct EndpointOptions {
   std::function<void(const ::httplib::Request&, StreamStart&)> on_open;
   /// Called when a stream ended, and why (on the connection's thread; must not throw).
   std::function<void(ClientId, EndReason)> on_end;
+  /// Content coding of the streams: `ssepp::compression()` (`<ssepp/compress.hpp>`, link
+  /// ssepp::compress) compresses each stream whose request accepts gzip or deflate, one sync
+  /// flush per write (batch). Unset: every stream is plain. Set, every stream answers
+  /// `Vary: Accept-Encoding`. A coder that fails (out of memory) ends its stream as
+  /// `write_failed`. The idle release is checked at each `wake_interval`.
+  std::shared_ptr<const StreamCoding> compression;
 };
 
 /// Counters of an `EventEndpoint`.
@@ -127,7 +134,11 @@ struct EndpointStats {
   std::array<std::uint64_t, end_reason_count> ended{};  ///< streams ended, by `EndReason`
   std::uint64_t writes = 0;      ///< body writes (one per batch of queued frames)
   std::uint64_t frames = 0;      ///< frames written (events, heartbeats, replays)
-  std::uint64_t bytes = 0;       ///< bytes written, preamble included (before chunk framing)
+  std::uint64_t bytes = 0;       ///< bytes written, preamble included (coded; before chunk framing)
+  std::uint64_t compressed = 0;          ///< streams opened with a content coding
+  std::uint64_t uncompressed_bytes = 0;  ///< coded streams' body bytes before coding
+  std::uint64_t compressed_bytes = 0;    ///< the same bytes after coding (ratio: in / out)
+  std::uint64_t coder_releases = 0;      ///< idle coded streams that released their coder
 };
 
 }  // namespace httplib
@@ -150,6 +161,7 @@ struct HttplibEndpointState {
   std::condition_variable idle;
   std::size_t open = 0;
   std::atomic<std::uint64_t> opened{0}, refused{0}, writes{0}, frames{0}, bytes{0};
+  std::atomic<std::uint64_t> compressed{0}, coded_in{0}, coded_out{0}, coder_releases{0};
   std::array<std::atomic<std::uint64_t>, httplib::end_reason_count> ended{};
 
   void opened_one() {
@@ -169,8 +181,12 @@ struct HttplibEndpointState {
 class HttplibStream {
  public:
   HttplibStream(std::shared_ptr<HttplibEndpointState> state, Mailbox box, ClientId id,
-                std::string first)
-      : state_(std::move(state)), box_(std::move(box)), id_(id), buf_(std::move(first)) {}
+                std::string first, std::unique_ptr<StreamCoder> coder = {})
+      : state_(std::move(state)), box_(std::move(box)), id_(id), buf_(std::move(first)),
+        coder_(std::move(coder)) {
+    if (coder_ && state_->options.compression)
+      idle_release_ = state_->options.compression->idle_release();
+  }
 
   /// One provider call: the preamble and first bytes (first call), then every frame queued —
   /// waiting up to the wake interval for one — in one write (one chunk). When the mailbox is
@@ -193,12 +209,31 @@ class HttplibStream {
     for (const Frame& f : batch_) buf_.append(f.data(), f.size());
     const std::size_t frames = batch_.size();
     batch_.clear();
-    if (!buf_.empty()) {
-      if (!sink.write(buf_.data(), buf_.size())) return finish(httplib::EndReason::write_failed);
+    std::string_view out = buf_;
+    if (coder_) {  // the batch coded, with a flush: the client decodes all of it at once
+      coded_.clear();
+      if (!buf_.empty() && !code([&] { return coder_->encode_to(coded_, buf_); }))
+        return finish(httplib::EndReason::write_failed);
+      if (closed && !code([&] { return coder_->end_to(coded_); }))
+        return finish(httplib::EndReason::write_failed);
+      out = coded_;
+      const auto now = std::chrono::steady_clock::now();
+      if (!buf_.empty()) {
+        last_batch_ = now;
+      } else if (idle_release_.count() > 0 && coder_->active() &&
+                 now - last_batch_ >= idle_release_) {
+        coder_->release();
+        state_->coder_releases.fetch_add(1, std::memory_order_relaxed);
+        std::string().swap(coded_);
+      }
+    }
+    if (!out.empty()) {
+      if (!sink.write(out.data(), out.size())) return finish(httplib::EndReason::write_failed);
       state_->writes.fetch_add(1, std::memory_order_relaxed);
       state_->frames.fetch_add(frames, std::memory_order_relaxed);
-      state_->bytes.fetch_add(buf_.size(), std::memory_order_relaxed);
+      state_->bytes.fetch_add(out.size(), std::memory_order_relaxed);
       if (buf_.capacity() > (1u << 20)) std::string().swap(buf_);  // after a burst
+      if (coded_.capacity() > (1u << 20)) std::string().swap(coded_);
     }
     if (closed) {
       sink.done();  // the final chunk; returning false then closes the connection
@@ -225,11 +260,26 @@ class HttplibStream {
     return false;
   }
 
+  /// Runs one coder call, counting its bytes in the endpoint's totals.
+  template <class F>
+  bool code(F&& f) {
+    const CodingStats before = coder_->stats();
+    const bool ok = static_cast<bool>(f());
+    const CodingStats after = coder_->stats();
+    state_->coded_in.fetch_add(after.bytes_in - before.bytes_in, std::memory_order_relaxed);
+    state_->coded_out.fetch_add(after.bytes_out - before.bytes_out, std::memory_order_relaxed);
+    return ok;
+  }
+
   std::shared_ptr<HttplibEndpointState> state_;
   Mailbox box_;
   ClientId id_;
   std::string buf_;
   std::vector<Frame> batch_;
+  std::unique_ptr<StreamCoder> coder_;  // the body's content coding, if any
+  std::string coded_;
+  std::chrono::milliseconds idle_release_{0};
+  std::chrono::steady_clock::time_point last_batch_ = std::chrono::steady_clock::now();
   bool started_ = false;
   std::optional<httplib::EndReason> reason_;
   std::atomic<bool> released_{false};
@@ -300,6 +350,18 @@ class EventEndpoint {
 
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
+    std::unique_ptr<StreamCoder> coder;
+    if (s.options.compression) {
+      std::string accept;  // every Accept-Encoding line, joined
+      const std::size_t lines = req.get_header_value_count("Accept-Encoding");
+      for (std::size_t i = 0; i < lines; ++i) {
+        if (i > 0) accept += ", ";
+        accept += req.get_header_value("Accept-Encoding", i);
+      }
+      coder = s.options.compression->negotiate(accept);
+      res.set_header("Vary", "Accept-Encoding");
+      if (coder) res.set_header("Content-Encoding", std::string(coder->content_encoding()));
+    }
     if (req.method == "HEAD") {
       res.status = 200;
       res.set_header("Content-Type", "text/event-stream");
@@ -321,8 +383,9 @@ class EventEndpoint {
     first.reserve(s.preamble.size() + start.first.size());
     first += s.preamble;
     first += start.first;
-    auto stream =
-        std::make_shared<detail::HttplibStream>(state_, std::move(box), start.id, std::move(first));
+    if (coder) s.compressed.fetch_add(1, std::memory_order_relaxed);
+    auto stream = std::make_shared<detail::HttplibStream>(state_, std::move(box), start.id,
+                                                          std::move(first), std::move(coder));
     s.opened_one();
     res.status = 200;
     res.set_chunked_content_provider(
@@ -367,6 +430,10 @@ class EventEndpoint {
     st.writes = s.writes.load(std::memory_order_relaxed);
     st.frames = s.frames.load(std::memory_order_relaxed);
     st.bytes = s.bytes.load(std::memory_order_relaxed);
+    st.compressed = s.compressed.load(std::memory_order_relaxed);
+    st.uncompressed_bytes = s.coded_in.load(std::memory_order_relaxed);
+    st.compressed_bytes = s.coded_out.load(std::memory_order_relaxed);
+    st.coder_releases = s.coder_releases.load(std::memory_order_relaxed);
     return st;
   }
 

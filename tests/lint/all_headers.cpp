@@ -3,6 +3,7 @@
 #include <ssepp/asio.hpp>
 #include <ssepp/client.hpp>
 #include <ssepp/cors.hpp>
+#include <ssepp/coding.hpp>
 #include <ssepp/compress.hpp>
 #include <ssepp/http.hpp>
 #include <ssepp/httplib.hpp>

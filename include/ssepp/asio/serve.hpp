@@ -3,6 +3,7 @@
 
 #include <ssepp/asio/stream.hpp>
 #include <ssepp/broadcaster.hpp>
+#include <ssepp/coding.hpp>
 #include <ssepp/config.hpp>
 #include <ssepp/cors.hpp>
 #include <ssepp/error.hpp>
@@ -66,6 +67,11 @@ struct ServeOptions {
   std::size_t max_last_event_id = default_max_last_event_id;
   /// Called when a stream ended, and why (on its executor; must not throw).
   std::function<void(ClientId, EndReason, std::error_code)> on_end;
+  /// Content coding of the streams: `ssepp::compression()` (`<ssepp/compress.hpp>`, link
+  /// ssepp::compress) compresses each stream whose request accepts gzip or deflate, one sync
+  /// flush per batch. Unset: every stream is plain. Set, every stream answers
+  /// `Vary: Accept-Encoding`.
+  std::shared_ptr<const StreamCoding> compression;
 
   /// The default `mailbox`: MailboxOptions' bounds, plus replay room (1024 frames, 64 MiB).
   static MailboxOptions default_mailbox() noexcept {
@@ -86,6 +92,10 @@ struct ServeStats {
   std::uint64_t batches = 0;
   std::uint64_t frames = 0;
   std::uint64_t bytes = 0;
+  std::uint64_t compressed = 0;          ///< streams opened with a content coding
+  std::uint64_t uncompressed_bytes = 0;  ///< coded streams' body bytes before coding
+  std::uint64_t compressed_bytes = 0;    ///< the same bytes after coding (ratio: in / out)
+  std::uint64_t coder_releases = 0;      ///< idle coded streams that released their coder
 };
 
 }  // namespace asio
@@ -105,6 +115,18 @@ Result<std::optional<std::string>> request_last_event_id(
   auto it = req.find("Last-Event-ID");
   if (it != req.end()) header = sv(it->value());
   return last_event_id(header, sv(req.target()), max_size);
+}
+
+/// The request's Accept-Encoding lines, joined with ", " (empty when it has none).
+template <class Body, class Fields>
+std::string accept_encoding(const ::boost::beast::http::message<true, Body, Fields>& req) {
+  std::string joined;
+  auto range = req.equal_range(::boost::beast::http::field::accept_encoding);
+  for (auto it = range.first; it != range.second; ++it) {
+    if (!joined.empty()) joined += ", ";
+    joined.append(sv(it->value()));
+  }
+  return joined;
 }
 
 /// Registers `mailbox` with the broadcaster (the connect's error when it failed).
@@ -155,6 +177,9 @@ struct StreamRegistry {
     totals.batches += s.batches;
     totals.frames += s.frames;
     totals.bytes += s.bytes;
+    totals.uncompressed_bytes += s.uncompressed_bytes;
+    totals.compressed_bytes += s.compressed_bytes;
+    totals.coder_releases += s.coder_releases;
   }
 
   /// A stream ended: forget it; completes a shutdown when it was the last.
@@ -261,6 +286,11 @@ class EventStreams {
     StreamStart start = std::move(*connected);
     if (on_open) on_open(start);
     const ClientId id = start.id;
+    std::shared_ptr<StreamCoder> coder;
+    if (options_.compression) {
+      coder = options_.compression->negotiate(detail::accept_encoding(req));
+      headers.push_back({"Vary", "Accept-Encoding"});
+    }
     auto stream = std::make_shared<Stream>(std::forward<NextLayer>(next), std::move(mailbox), id, options_.stream);
 
     bool late = false;  // a shutdown began meanwhile: end this one too
@@ -270,6 +300,7 @@ class EventStreams {
       std::lock_guard<std::mutex> lock(registry_->mutex);
       registry_->streams[id] = {stream, detail::StreamRegistry::ops_for<Stream>()};
       ++registry_->totals.opened;
+      if (coder) ++registry_->totals.compressed;
       if (registry_->shutting_down) {
         late = true;
         last = registry_->last;
@@ -283,6 +314,10 @@ class EventStreams {
     first.reserve(preamble_.size() + start.first.size());
     first.append(preamble_).append(start.first);
     head.first = first;
+    if (coder) {
+      head.coder = std::move(coder);
+      head.idle_release = options_.compression->idle_release();
+    }
     StreamHooks hooks;
     hooks.on_release = [hub = hub_](ClientId client) { (void)hub->disconnect(client); };
     hooks.on_end = [registry = registry_, on_end = options_.on_end,
@@ -382,6 +417,9 @@ class EventStreams {
         s.batches += st.batches;
         s.frames += st.frames;
         s.bytes += st.bytes;
+        s.uncompressed_bytes += st.uncompressed_bytes;
+        s.compressed_bytes += st.compressed_bytes;
+        s.coder_releases += st.coder_releases;
       }
     }
     return s;

@@ -1,6 +1,7 @@
 // ssepp — Server-Sent Events for C++. MIT licence, see LICENSE.
 #pragma once
 
+#include <ssepp/coding.hpp>
 #include <ssepp/config.hpp>
 #include <ssepp/detail/asio_layer.hpp>
 #include <ssepp/encoder.hpp>
@@ -88,6 +89,12 @@ struct StreamHead {
   /// text/plain with Content-Length, then the connection closes (no frame is written).
   unsigned status = 200;
   std::string_view body;  ///< see `status`
+  /// The body's content coding (from `StreamCoding::negotiate`), or none: plain. The stream
+  /// sends its `Content-Encoding`, codes `first` and each batch (each ending in a flush, so no
+  /// event is held back) and a graceful end's trailer, and releases the coder after
+  /// `idle_release` without a batch (zero: never). Add `Vary: Accept-Encoding` to `headers`.
+  std::shared_ptr<StreamCoder> coder;
+  std::chrono::milliseconds idle_release{0};  ///< see `coder`
 };
 
 /// Callbacks of one stream. Both run on the stream's executor, at most once, never inside the
@@ -107,6 +114,10 @@ struct StreamStats {
   std::uint64_t frames = 0;   ///< frames written (mailbox frames and a last event)
   std::uint64_t bytes = 0;    ///< bytes written to the next layer, head and framing included
   bool ended = false;         ///< the connection is closed
+  bool compressed = false;    ///< the body has a content coding (`StreamHead::coder`)
+  std::uint64_t uncompressed_bytes = 0;  ///< body bytes coded, before coding (coded streams)
+  std::uint64_t compressed_bytes = 0;    ///< the same bytes after coding (coded streams)
+  std::uint64_t coder_releases = 0;      ///< times an idle stream released its coder
 };
 
 /// One server-sent event stream over an Asio connection: it owns the connection (`NextLayer`: a
@@ -201,6 +212,10 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     s.frames = frames_written_.load(std::memory_order_relaxed);
     s.bytes = bytes_.load(std::memory_order_relaxed);
     s.ended = ended_.load(std::memory_order_acquire);
+    s.compressed = compressed_.load(std::memory_order_relaxed);
+    s.uncompressed_bytes = coded_in_.load(std::memory_order_relaxed);
+    s.compressed_bytes = coded_out_.load(std::memory_order_relaxed);
+    s.coder_releases = coder_releases_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -230,25 +245,54 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
       return;
     }
     chunked_ = head.version >= 11;
+    coder_ = head.coder;
+    compressed_.store(coder_ != nullptr, std::memory_order_relaxed);
+    idle_release_ = head.idle_release;
     head_ = "HTTP/1.1 200 OK\r\n";
     for (const auto& h : response_headers(chunked_ ? 11 : 10)) append_header(head_, h.name, h.value);
     if (chunked_) append_header(head_, "Transfer-Encoding", "chunked");
+    if (coder_) append_header(head_, "Content-Encoding", coder_->content_encoding());
     for (const auto& h : head.headers) append_header(head_, h.name, h.value);
     head_ += "\r\n";
     if (head.first.empty()) return;
+    if (coder_) {
+      std::string coded;
+      if (!code([&] { return coder_->encode_to(coded, head.first); }) || coded.empty()) return;
+      last_batch_ = Clock::now();
+      append_body(coded);
+      return;
+    }
+    append_body(head.first);
+  }
+
+  /// Appends the first body bytes after the head (one chunk when chunked).
+  void append_body(std::string_view first) {
     if (chunked_) {
       detail::ChunkSize size;
-      size.set(head.first.size());
-      head_.append(size.text.data(), size.size).append(head.first).append("\r\n");
+      size.set(first.size());
+      head_.append(size.text.data(), size.size).append(first).append("\r\n");
     } else {
-      head_.append(head.first);
+      head_.append(first);
     }
+  }
+
+  /// Runs one coder call, counting its bytes; false (and the error kept) when it failed.
+  template <class F>
+  bool code(F&& f) {
+    const CodingStats before = coder_->stats();
+    auto r = f();
+    const CodingStats after = coder_->stats();
+    coded_in_.fetch_add(after.bytes_in - before.bytes_in, std::memory_order_relaxed);
+    coded_out_.fetch_add(after.bytes_out - before.bytes_out, std::memory_order_relaxed);
+    if (!r) coding_error_ = r.error();
+    return static_cast<bool>(r);
   }
 
   // ---- on the executor from here on
 
   void begin() {
     if (done_) return;
+    if (coding_error_) return close_now(EndReason::io_error, {});
     started_ = true;
     detail::no_layer_timeout(::boost::beast::get_lowest_layer(next_));
     if constexpr (plain) {
@@ -307,7 +351,8 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
   /// Writes until nothing is queued or the socket is full.
   void pump() {
     for (;;) {
-      if (next_buffer_ == buffers_.size() && !refill()) return drained();
+      if (next_buffer_ == buffers_.size() && !refill())
+        return coding_error_ ? close_now(EndReason::io_error, {}) : drained();
       if constexpr (plain) {
         error_code ec;
         writes_.fetch_add(1, std::memory_order_relaxed);  // before: the bytes may arrive first
@@ -354,12 +399,34 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     }
     if (!reply_only_) mailbox_.take_all(frames_);
     bool final_chunk = false;
+    bool finishing = false;
     if (ending_ && !final_added_) {  // the mailbox is closed: take_all got the last of it
       final_added_ = true;
+      finishing = true;
       final_chunk = chunked_;
       if (!last_.empty()) frames_.push_back(std::move(last_));
     }
-    if (!frames_.empty()) {
+    if (coder_) {
+      coded_.clear();
+      const bool batch = !frames_.empty();
+      if (batch && !code([&] { return coder_->encode_to(coded_, frames_); })) return false;
+      if (finishing && !code([&] { return coder_->end_to(coded_); })) return false;
+      if (batch) {
+        batches_.fetch_add(1, std::memory_order_relaxed);
+        frames_written_.fetch_add(frames_.size(), std::memory_order_relaxed);
+        frames_.clear();
+        last_batch_ = Clock::now();
+        arm_timer();  // the idle release
+      }
+      if (!coded_.empty()) {
+        if (chunked_) {
+          chunk_.set(coded_.size());
+          buffers_.emplace_back(chunk_.text.data(), chunk_.size);
+        }
+        buffers_.emplace_back(coded_.data(), coded_.size());
+        if (chunked_) buffers_.emplace_back("\r\n", 2);
+      }
+    } else if (!frames_.empty()) {
       std::size_t total = 0;
       for (const auto& f : frames_) total += f.size();
       if (chunked_) {
@@ -462,10 +529,14 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     raw().close(ignored);
     frames_.clear();
     std::string().swap(head_);
+    std::string().swap(coded_);
+    if (coder_) coder_->release();
     ended_.store(true, std::memory_order_release);
     auto on_end = std::move(hooks_.on_end);
     hooks_ = {};
-    if (on_end) on_end(id_, reason, std::error_code(ec));
+    std::error_code error(ec);
+    if (!error && coding_error_) error = coding_error_;
+    if (on_end) on_end(id_, reason, error);
   }
 
   // ---- the timer: armed for the earliest deadline in force, at most one wait pending
@@ -476,7 +547,13 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
         stall_since_ + options_.write_timeout < d)
       d = stall_since_ + options_.write_timeout;
     if (closing_ && close_deadline_ < d) d = close_deadline_;
+    if (idle_due() && last_batch_ + idle_release_ < d) d = last_batch_ + idle_release_;
     return d;
+  }
+
+  /// A coder is held that the idle release will give back.
+  bool idle_due() const noexcept {
+    return coder_ && idle_release_.count() > 0 && !ending_ && coder_->active();
   }
 
   void arm_timer() {
@@ -499,6 +576,11 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     if (closing_ && (now >= close_deadline_ || now >= end_deadline_))
       return close_now(EndReason::ended, {});
     if (now >= end_deadline_) return close_now(EndReason::end_timeout, {});
+    if (idle_due() && now >= last_batch_ + idle_release_) {
+      coder_->release();
+      coder_releases_.fetch_add(1, std::memory_order_relaxed);
+      if (!writing_ && next_buffer_ == buffers_.size()) std::string().swap(coded_);
+    }
     if (writing_ && options_.write_timeout.count() > 0 &&
         now >= stall_since_ + options_.write_timeout)
       return close_now(EndReason::write_timeout, {});
@@ -518,6 +600,11 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
   std::string flat_;                  // the batch in one piece, for layers that encrypt
   detail::ChunkSize chunk_;
   Frame last_;                        // the last event of an end
+  std::shared_ptr<StreamCoder> coder_;  // the body's content coding, if any
+  std::string coded_;                 // the coded batch being written
+  std::error_code coding_error_;      // the coder failed: the stream closes
+  std::chrono::milliseconds idle_release_{0};
+  Clock::time_point last_batch_{};
   Clock::time_point stall_since_{};
   Clock::time_point end_deadline_ = Clock::time_point::max();
   Clock::time_point close_deadline_ = Clock::time_point::max();
@@ -536,10 +623,14 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
   bool done_ = false;
   std::atomic<bool> flush_posted_{false};
   std::atomic<bool> ended_{false};
+  std::atomic<bool> compressed_{false};  // stats() reads it from any thread
   std::atomic<std::uint64_t> writes_{0};
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> frames_written_{0};
   std::atomic<std::uint64_t> bytes_{0};
+  std::atomic<std::uint64_t> coded_in_{0};
+  std::atomic<std::uint64_t> coded_out_{0};
+  std::atomic<std::uint64_t> coder_releases_{0};
   std::array<char, 256> discard_{};
 };
 
