@@ -66,6 +66,10 @@ struct ServeOptions {
   std::size_t max_last_event_id = default_max_last_event_id;
   /// Called when a stream ended, and why (on its executor; must not throw).
   std::function<void(ClientId, EndReason, std::error_code)> on_end;
+  /// How a client joins the broadcaster; empty: `hub.connect(mailbox, who)`. Set it to connect
+  /// through what stands in front of the hub, e.g. a `RedisStreamBus` (whose connect replays
+  /// from Redis what is older than the local history). It must connect to the same hub.
+  std::function<ConnectResult(const Mailbox&, ConnectOptions)> connect;
 
   /// The default `mailbox`: MailboxOptions' bounds, plus replay room (1024 frames, 64 MiB).
   static MailboxOptions default_mailbox() noexcept {
@@ -107,10 +111,12 @@ Result<std::optional<std::string>> request_last_event_id(
   return last_event_id(header, sv(req.target()), max_size);
 }
 
-/// Registers `mailbox` with the broadcaster (the connect's error when it failed).
-inline Result<asio::StreamStart> connect_client(Broadcaster<Mailbox>& hub, const Mailbox& mailbox,
-                                                ConnectOptions who) {
-  ConnectResult r = hub.connect(mailbox, std::move(who));
+/// Registers `mailbox` with the broadcaster, through `connect` when set (the connect's error
+/// when it failed).
+inline Result<asio::StreamStart> connect_client(
+    Broadcaster<Mailbox>& hub, const Mailbox& mailbox, ConnectOptions who,
+    const std::function<ConnectResult(const Mailbox&, ConnectOptions)>& connect) {
+  ConnectResult r = connect ? connect(mailbox, std::move(who)) : hub.connect(mailbox, std::move(who));
   if (!r) return r.error();
   asio::StreamStart s;
   s.id = r->id;
@@ -245,7 +251,7 @@ class EventStreams {
       who.last_event_id = std::move(*last);
     }
     Mailbox mailbox(options_.mailbox);
-    auto connected = detail::connect_client(*hub_, mailbox, std::move(who));
+    auto connected = detail::connect_client(*hub_, mailbox, std::move(who), options_.connect);
     if (!connected) {
       if (connected.error() == errc::invalid_name) {
         refuse<Stream>(std::move(next), 400, "invalid user or pool name", headers);
