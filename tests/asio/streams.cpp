@@ -80,6 +80,9 @@ TEST_CASE("serve: head, preamble, replay after Last-Event-ID, then live events (
   CHECK(s.has_header("Content-Type: text/event-stream; charset=utf-8\r\n"));
   CHECK(s.has_header("Cache-Control: no-cache\r\n"));
   CHECK(s.has_header("Transfer-Encoding: chunked\r\n"));
+  // Never reused after the stream (an end closes it): a keep-alive would invite the next request.
+  CHECK(s.has_header("Connection: close\r\n"));
+  CHECK_FALSE(s.has_header("keep-alive"));
   CHECK(s.has_header("Access-Control-Allow-Origin: https://app.example\r\n"));
   CHECK(s.body.rfind(": hello\n\n", 0) == 0);  // the preamble first
   CHECK(datas(s) == std::vector<std::string>{"b", "c", "d"});
