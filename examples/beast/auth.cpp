@@ -107,8 +107,9 @@ Response App::logout(const Request& req) {
                          session_order_.end());
     for (const auto& [id, token] : owners_)
       if (token == s->first) streams.push_back(id);
+    for (auto id : streams) owners_.erase(id);
   }
-  // Each ends gracefully (its queue, then the final chunk); on_end forgets the owner.
+  // Each ends gracefully: its queue, then the final chunk.
   std::size_t ended = 0;
   for (auto id : streams)
     if (streams_.end(id)) ++ended;

@@ -163,6 +163,10 @@ Response App::disconnect(const Request& req) {
   ssepp::ClientId id = 0;
   std::string user;
   if (auto refused = check_owner(req, *client, id, user)) return std::move(*refused);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    owners_.erase(id);  // ending: no more changes to it, and a second disconnect finds nothing
+  }
   // A graceful end: what is queued, then the final chunk. The client reconnects (EventSource
   // does after any end) and resumes from its Last-Event-ID.
   if (!streams_.end(id)) return error(404, "no such client in this session");
