@@ -1,8 +1,9 @@
-// The demo's application: sessions, streams, the HTTP API and the simulated feeds. It knows
-// nothing about sockets: server.cpp hands it requests and mailboxes, it hands back responses and
-// the first bytes of each stream.
+// The demo's application: sessions, the HTTP API, the simulated feeds and the metrics. It writes
+// no socket: server.cpp hands it requests and gets responses back, and hands event streams to the
+// `ssepp::asio::EventStreams` this class owns (configured by `serve_options()`, in app.cpp).
 #pragma once
 
+#include <ssepp/asio/serve.hpp>
 #include <ssepp/broadcaster.hpp>
 #include <ssepp/cors.hpp>
 #include <ssepp/http.hpp>
@@ -16,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -50,6 +52,8 @@ struct Options {
   std::vector<std::string> cors_origins;  // --cors ORIGIN (repeatable), "*" for any
   std::optional<std::string> redis_host;  // --redis HOST:PORT: several nodes as one, over Redis
   int redis_port = 6379;
+  std::string tls_cert;  // --tls-cert FILE and --tls-key FILE: HTTPS instead of HTTP
+  std::string tls_key;
 };
 
 /// A request as the HTTP layer parsed it; views into its buffers.
@@ -75,25 +79,21 @@ struct Response {
   Headers headers;
 };
 
-/// What a stream starts with: its headers and the first body bytes (preamble and the
-/// `connected` event), written before any queued frame.
-struct StreamStart {
-  ssepp::ClientId client = 0;
-  Headers headers;
-  std::string first_bytes;
+/// A stream request the application accepts: whom to connect (user, pools, channels,
+/// Last-Event-ID) and what to write first (the `connected` event). The HTTP layer passes both to
+/// `EventStreams::serve`.
+struct Admission {
+  ssepp::ConnectOptions who;
+  std::function<void(ssepp::asio::StreamStart&)> on_open;
 };
 
-/// Server-level counters the HTTP layer updates (shown by /metrics).
+/// Counters of the HTTP layer (shown by /metrics with those of the streams).
 struct ServerCounters {
-  std::atomic<std::uint64_t> connections_open{0};
+  std::atomic<std::uint64_t> http_open{0};  // connections not (yet) streams
   std::atomic<std::uint64_t> connections_accepted{0};
   std::atomic<std::uint64_t> connections_refused{0};
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> bad_requests{0};
-  std::atomic<std::uint64_t> streams_open{0};
-  std::atomic<std::uint64_t> streams_cut{0};  // overflow or write timeout
-  std::atomic<std::uint64_t> writes{0};       // socket writes of stream frames
-  std::atomic<std::uint64_t> frames_written{0};
 };
 
 class App {
@@ -105,16 +105,17 @@ class App {
 
   const Options& options() const noexcept { return opts_; }
   ServerCounters& counters() noexcept { return counters_; }
+  /// Every event stream of this process.
+  ssepp::asio::EventStreams& streams() noexcept { return streams_; }
+  /// Connections open: HTTP ones plus streams.
+  std::size_t connections_open() const;
 
   /// True for a request that opens a stream (GET /events).
   bool is_stream(const Request& req) const;
   /// Every other request.
   Response handle(const Request& req);
-  /// Registers a stream whose frames go to `mailbox`; a Response when refused.
-  std::variant<Response, StreamStart> open_stream(const Request& req,
-                                                  const ssepp::Mailbox& mailbox);
-  /// The connection of stream `id` ended (client gone, cut, or server stopping).
-  void close_stream(ssepp::ClientId id);
+  /// Decides on a stream request: whom to connect, or the refusal to answer.
+  std::variant<Response, Admission> admit(const Request& req);
   /// Heartbeats, history expiry, the price feed and job progress; call often (every 100 ms).
   void tick(Clock::time_point now);
 
@@ -133,14 +134,13 @@ class App {
     double price;
   };
 
-  Response login(const Request& req);
-  Response me(const Request& req);
-  Response change_subscription(const Request& req, bool join);
-  Response disconnect(const Request& req);
-  Response publish(const Request& req);
-  Response start_job(const Request& req);
-  Response metrics();
+  /// Every stream setting, in one place.
+  ssepp::asio::ServeOptions serve_options();
 
+  // auth.cpp
+  Response login(const Request& req);
+  Response logout(const Request& req);
+  Response me(const Request& req);
   /// The session of the request (Bearer token, else cookie), if any.
   std::optional<std::pair<std::string, Session>> session_of(const Request& req);
   /// Checks that the request's session owns stream `client`; the error response otherwise.
@@ -148,13 +148,26 @@ class App {
                                       ssepp::ClientId& id, std::string& user);
   /// Whether `user` ("" when anonymous) may join `channel`.
   static bool may_join(std::string_view user, std::string_view channel);
+  /// The 403 for a `user:` channel that is not the caller's (counted as a refused join).
+  Response refuse_join(std::string_view channel);
+
+  // routes.cpp
+  Response route(const Request& req);
+  Response change_subscription(const Request& req, bool join);
+  Response disconnect(const Request& req);
+  Response publish(const Request& req);
+  Response start_job(const Request& req);
 
   /// Every send goes through here: to the local broadcaster, or to the Redis bus (which
   /// delivers on every node, this one included).
   ssepp::SendResult send(const ssepp::Target& target, ssepp::Event ev);
 
+  // feeds.cpp
   void run_feed(Clock::time_point now);
   void run_jobs(Clock::time_point now);
+
+  // metrics.cpp
+  Response metrics();
 
   Options opts_;
   ssepp::Cors cors_;
@@ -162,9 +175,11 @@ class App {
 #if SSEPP_DEMO_REDIS
   std::unique_ptr<ssepp::RedisStreamBus<ssepp::Mailbox>> bus_;  // with --redis; before hub_ dies
 #endif
+  ssepp::asio::EventStreams streams_;
   ServerCounters counters_;
+  std::atomic<std::uint64_t> refused_joins_{0};  // 403s for someone else's user: channel
 
-  std::mutex mutex_;  // everything below; never held while calling hub_
+  std::mutex mutex_;  // everything below; never held while calling hub_ or streams_
   std::unordered_map<std::string, Session> sessions_;
   std::deque<std::string> session_order_;
   std::unordered_map<ssepp::ClientId, std::string> owners_;  // stream -> session token

@@ -1,4 +1,4 @@
-// ssepp-demo: a Server-Sent Events demo server on Boost.Beast. See docs/demo.md for its
+// ssepp-demo: a Server-Sent Events demo server on Boost.Beast and ssepp::asio. See docs/demo.md for its
 // endpoints, and `ssepp-demo --help` for its flags.
 #include "app.hpp"
 #include "server.hpp"
@@ -27,7 +27,9 @@ const char* usage =
     "  --request-timeout S    time to receive a whole request (default 30)\n"
     "  --cors ORIGIN          allow cross-origin requests from ORIGIN (repeatable; * for any,\n"
     "                         without credentials)\n"
-    "  --redis HOST:PORT      share events with other nodes through Redis\n";
+    "  --redis HOST:PORT      share events with other nodes through Redis\n"
+    "  --tls-cert FILE        serve HTTPS: the certificate chain (PEM); needs --tls-key\n"
+    "  --tls-key FILE         the private key (PEM) of --tls-cert\n";
 
 template <class T>
 bool number(std::string_view s, T& out, T min, T max) {
@@ -92,6 +94,12 @@ int main(int argc, char** argv) {
       o.request_timeout = std::chrono::seconds(n);
     } else if (flag == "--cors") {
       o.cors_origins.emplace_back(v);
+    } else if (flag == "--tls-cert") {
+      o.tls_cert = std::string(v);
+      ok = !v.empty();
+    } else if (flag == "--tls-key") {
+      o.tls_key = std::string(v);
+      ok = !v.empty();
     } else if (flag == "--redis") {
       auto colon = v.rfind(':');
       unsigned long long redis_port = 0;
@@ -108,6 +116,10 @@ int main(int argc, char** argv) {
                    flag.data(), static_cast<int>(v.size()), v.data());
       return 2;
     }
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    std::fprintf(stderr, "ssepp-demo: --tls-cert and --tls-key go together\n%s", usage);
+    return 2;
   }
 #if !SSEPP_DEMO_REDIS
   if (o.redis_host) {

@@ -1,3 +1,6 @@
+// The Boost.Beast side of the demo: event-loop threads, the listener, HTTP (or HTTPS) sessions.
+// A request for GET /events is handed, with its connection, to the application's
+// ssepp::asio::EventStreams, which writes the stream from then on.
 #include "server.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -5,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -14,11 +18,10 @@
 
 #include <array>
 #include <cstdio>
-#include <iostream>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace demo {
@@ -27,321 +30,83 @@ namespace {
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
-
-/// Counts an open connection for its whole life (HTTP phase, then stream phase).
-class Slot {
- public:
-  explicit Slot(ServerCounters& c) : c_(&c) {
-    c_->connections_open.fetch_add(1, std::memory_order_relaxed);
-  }
-  Slot(Slot&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
-  Slot& operator=(Slot&&) = delete;
-  ~Slot() {
-    if (c_) c_->connections_open.fetch_sub(1, std::memory_order_relaxed);
-  }
-
- private:
-  ServerCounters* c_;
-};
+using PlainStream = beast::tcp_stream;
+using TlsStream = ssl::stream<beast::tcp_stream>;
 
 std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
 
-// ---------------------------------------------------------------------------------------------
-// One event-loop thread. Each has an io_context of its own (no strands: every connection lives on
-// one loop), and collects the streams whose mailboxes woke up. It writes them only once it has run
-// every handler that was ready, so when publishes arrive faster than one at a time (a burst, a
-// busy moment), each stream gets all of them in one system call instead of one call per event.
-// An idle server still writes at once: the loop is ready again right after the publish.
-
-class StreamSession;
-
+/// One event-loop thread: an io_context of its own. Every connection lives on one loop, so no
+/// strand is needed; the broadcaster's sends, from any thread, reach a stream through its loop.
 class Loop {
  public:
   Loop() : work_(ioc_.get_executor()) {}
-  Loop(const Loop&) = delete;
-  Loop& operator=(const Loop&) = delete;
-
   net::io_context& context() noexcept { return ioc_; }
-
-  /// Queues `stream` for the next flush. From any thread (a mailbox wakes on the sender's).
-  void wake(std::shared_ptr<StreamSession> stream);
-
-  /// Runs handlers and flushes woken streams until stop(). On the thread that owns the loop.
-  void run();
-
-  /// Ends run(); from any thread.
-  void stop() { ioc_.stop(); }
+  void run() { ioc_.run(); }
+  void stop() { ioc_.stop(); }  // from any thread
 
  private:
-  void flush();
-
-  // The context first: the streams below hold sockets of it and must go before it.
   net::io_context ioc_{1};
   net::executor_work_guard<net::io_context::executor_type> work_;
-  std::vector<std::shared_ptr<StreamSession>> ready_, flushing_;  // this loop's thread only
-  std::mutex remote_mutex_;
-  std::vector<std::shared_ptr<StreamSession>> remote_;  // woken from other threads
-  bool remote_posted_ = false;
 };
 
-thread_local Loop* this_thread_loop = nullptr;
-
-// ---------------------------------------------------------------------------------------------
-// One event stream: a Mailbox the broadcaster fills, written by its loop. A flush takes every
-// queued frame and writes them with one non-blocking gather write (chunk framing around them);
-// only when the socket is full does the stream wait for it to drain, and only then is a write
-// timeout armed, so a stream that keeps up costs no timer and no completion handler.
-
-class StreamSession : public std::enable_shared_from_this<StreamSession> {
+/// Counts an HTTP connection until it ends or becomes a stream (EventStreams counts those).
+class Slot {
  public:
-  StreamSession(tcp::socket&& socket, Loop& loop, Slot slot, App& app, ssepp::Mailbox mailbox,
-                StreamStart start, bool chunked)
-      : socket_(std::move(socket)),
-        loop_(loop),
-        timer_(socket_.get_executor()),
-        slot_(std::move(slot)),
-        app_(app),
-        mailbox_(std::move(mailbox)),
-        id_(start.client),
-        chunked_(chunked) {
-    head_ = "HTTP/1.1 200 OK\r\n";
-    for (const auto& h : ssepp::response_headers(chunked ? 11 : 10)) {
-      head_.append(h.name).append(": ").append(h.value).append("\r\n");
-    }
-    if (chunked_) head_ += "Transfer-Encoding: chunked\r\n";
-    for (const auto& [name, value] : start.headers)
-      head_.append(name).append(": ").append(value).append("\r\n");
-    head_ += "\r\n";
-    if (chunked_)
-      append_chunk(head_, start.first_bytes);
-    else
-      head_ += start.first_bytes;  // HTTP/1.0: the body runs until the connection closes
-  }
-
-  ~StreamSession() {
-    // Destroyed without finish() only when the server stops with the stream open.
-    if (!done_) {
-      mailbox_.on_wake(nullptr);
-      app_.close_stream(id_);
-    }
-  }
-
-  /// On the loop's thread: writes the head, then whatever the mailbox holds.
-  void start() {
-    beast::error_code ec;
-    socket_.non_blocking(true, ec);
-    if (ec) return finish(false);
-    watch();
-    buffers_.emplace_back(head_.data(), head_.size());
-    // The wake-up runs on whichever thread sent the frame: it only hands us to our loop.
-    mailbox_.on_wake([weak = weak_from_this(), loop = &loop_] {
-      if (auto self = weak.lock()) loop->wake(std::move(self));
-    });
-    write();
-  }
-
-  /// On the loop's thread, for a wake-up: writes what is queued, or ends a closed stream.
-  void flush() {
-    queued_ = false;
-    if (done_) return;
-    // Closed: by the broadcaster (disconnect) or by overflow (a client that does not read). Cut
-    // at once, even with bytes unwritten: the client replays what it missed when it reconnects.
-    if (mailbox_.closed()) return finish(mailbox_.stats().overflowed);
-    if (!waiting_) write();
-  }
-
-  /// Marks the stream queued for a flush; false when it already is. The loop's thread only.
-  bool mark_queued() noexcept { return !std::exchange(queued_, true); }
+  explicit Slot(ServerCounters& c) : c_(c) { c_.http_open.fetch_add(1, std::memory_order_relaxed); }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  ~Slot() { c_.http_open.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
-  static void append_chunk(std::string& out, std::string_view bytes) {
-    char size[24];
-    int n = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
-    out.append(size, static_cast<std::size_t>(n)).append(bytes).append("\r\n");
-  }
-
-  /// Watches the read side: an SSE client sends nothing after its request, so any completion
-  /// but data means it is gone.
-  void watch() {
-    socket_.async_read_some(net::buffer(discard_),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (self->done_) return;
-                              if (ec) return self->finish(false);
-                              self->watch();
-                            });
-  }
-
-  /// Writes until the mailbox is empty or the socket is full.
-  void write() {
-    for (;;) {
-      if (next_ == buffers_.size() && !take()) return;
-      beast::error_code ec;
-      const std::size_t n = socket_.write_some(
-          beast::span<const net::const_buffer>(buffers_.data() + next_, buffers_.size() - next_),
-          ec);
-      if (ec == net::error::would_block || ec == net::error::try_again) return wait_writable();
-      if (ec) return finish(false);
-      consume(n);
-    }
-  }
-
-  /// Takes every queued frame into one buffer sequence (one chunk); false when none.
-  bool take() {
-    frames_.clear();
-    buffers_.clear();
-    next_ = 0;
-    if (!head_.empty()) std::string().swap(head_);  // written: an idle stream keeps no bytes
-    if (mailbox_.take_all(frames_) == 0) return false;
-    std::size_t total = 0;
-    for (const auto& f : frames_) total += f.size();
-    if (chunked_) {
-      int n = std::snprintf(chunk_size_.data(), chunk_size_.size(), "%zx\r\n", total);
-      buffers_.emplace_back(chunk_size_.data(), static_cast<std::size_t>(n));
-    }
-    for (const auto& f : frames_) buffers_.emplace_back(f.data(), f.size());
-    if (chunked_) buffers_.emplace_back("\r\n", 2);
-    auto& c = app_.counters();
-    c.writes.fetch_add(1, std::memory_order_relaxed);
-    c.frames_written.fetch_add(frames_.size(), std::memory_order_relaxed);
-    return true;
-  }
-
-  /// Drops `n` written bytes from the front of the buffer sequence.
-  void consume(std::size_t n) {
-    while (n > 0 && next_ < buffers_.size()) {
-      auto& b = buffers_[next_];
-      if (n < b.size()) {
-        b += n;
-        return;
-      }
-      n -= b.size();
-      ++next_;
-    }
-  }
-
-  /// The socket is full: wait until it drains, cutting the stream if that takes longer than the
-  /// write timeout (a client that stopped reading).
-  void wait_writable() {
-    waiting_ = true;
-    socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code ec) {
-      self->waiting_ = false;
-      if (self->done_) return;
-      if (ec) return self->finish(false);
-      self->timer_.cancel();
-      self->write();
-    });
-    timer_.expires_after(app_.options().write_timeout);
-    timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
-      auto self = weak.lock();
-      if (!ec && self && self->waiting_ && !self->done_) self->finish(true);
-    });
-  }
-
-  void finish(bool cut) {
-    if (done_) return;
-    done_ = true;
-    if (cut) app_.counters().streams_cut.fetch_add(1, std::memory_order_relaxed);
-    mailbox_.on_wake(nullptr);
-    mailbox_.close();
-    app_.close_stream(id_);
-    beast::error_code ignored;
-    timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-  }
-
-  tcp::socket socket_;
-  Loop& loop_;
-  net::steady_timer timer_;
-  Slot slot_;
-  App& app_;
-  ssepp::Mailbox mailbox_;
-  ssepp::ClientId id_;
-  bool chunked_;
-  bool queued_ = false;   // in the loop's ready list
-  bool waiting_ = false;  // for the socket to drain
-  bool done_ = false;
-  std::string head_;
-  std::vector<ssepp::Frame> frames_;  // being written; alive until written
-  std::vector<net::const_buffer> buffers_;
-  std::size_t next_ = 0;  // first buffer of buffers_ not fully written
-  std::array<char, 24> chunk_size_{};
-  std::array<char, 64> discard_{};
+  ServerCounters& c_;
 };
 
-void Loop::wake(std::shared_ptr<StreamSession> stream) {
-  if (this_thread_loop == this) {
-    if (stream->mark_queued()) ready_.push_back(std::move(stream));
-    return;
-  }
-  bool post = false;
-  {
-    std::lock_guard<std::mutex> lock(remote_mutex_);
-    remote_.push_back(std::move(stream));
-    post = !std::exchange(remote_posted_, true);
-  }
-  if (post) {
-    net::post(ioc_, [this] {
-      std::vector<std::shared_ptr<StreamSession>> woken;
-      {
-        std::lock_guard<std::mutex> lock(remote_mutex_);
-        woken.swap(remote_);
-        remote_posted_ = false;
-      }
-      for (auto& s : woken)
-        if (s->mark_queued()) ready_.push_back(std::move(s));
-    });
-  }
-}
-
-void Loop::run() {
-  this_thread_loop = this;
-  // A bounded batch of ready handlers, then the flush: under a flood of requests the streams
-  // still get written every few thousand handlers.
-  constexpr int batch = 4096;
-  while (ioc_.run_one() != 0) {
-    for (int i = 1; i < batch && ioc_.poll_one() != 0; ++i) {
-    }
-    flush();
-  }
-  ready_.clear();
-  {
-    std::lock_guard<std::mutex> lock(remote_mutex_);
-    remote_.clear();
-  }
-  this_thread_loop = nullptr;
-}
-
-void Loop::flush() {
-  while (!ready_.empty()) {
-    flushing_.swap(ready_);
-    for (auto& s : flushing_) s->flush();
-    flushing_.clear();
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
-// One HTTP connection: keep-alive request/response loop until it becomes a stream.
+// One HTTP connection, plain or TLS: keep-alive request/response loop until it becomes a stream.
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+template <class Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
+  static constexpr bool tls = std::is_same_v<Stream, TlsStream>;
+
  public:
-  HttpSession(tcp::socket&& socket, Loop& loop, App& app)
-      : stream_(std::move(socket)), loop_(loop), slot_(app.counters()), app_(app) {}
+  HttpSession(tcp::socket&& socket, App& app, ssl::context* tls_context)
+      : stream_(make_stream(std::move(socket), tls_context)), slot_(app.counters()), app_(app) {}
 
   void run() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (tls) {
+        self->lowest().expires_after(self->app_.options().request_timeout);
+        self->stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->close();
+          self->read_header();
+        });
+      } else {
+        self->read_header();
+      }
+    });
   }
 
  private:
+  static Stream make_stream(tcp::socket&& socket, ssl::context* tls_context) {
+    if constexpr (tls)
+      return Stream(beast::tcp_stream(std::move(socket)), *tls_context);
+    else
+      return Stream(std::move(socket));
+  }
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
   void read_header() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(app_.options().header_limit));
     parser_->body_limit(app_.options().body_limit);
-    stream_.expires_after(app_.options().request_timeout);
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+    lowest().expires_after(app_.options().request_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->on_header(ec);
+                            });
   }
 
   void on_header(beast::error_code ec) {
@@ -350,7 +115,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       continue_ = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
       net::async_write(stream_, net::buffer(*continue_),
-                       [self = shared_from_this()](beast::error_code e, std::size_t) {
+                       [self = this->shared_from_this()](beast::error_code e, std::size_t) {
                          if (e) return self->close();
                          self->read_body();
                        });
@@ -361,7 +126,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void read_body() {
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                        if (ec) return self->fail(ec);
                        self->on_request();
                      });
@@ -385,25 +150,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const bool keep_alive = msg.keep_alive();
 
     if (app_.is_stream(req)) {
-      ssepp::MailboxOptions mo;
-      mo.max_frames = app_.options().queue_frames;
-      mo.max_bytes = app_.options().queue_bytes;
-      mo.overflow = ssepp::Overflow::close;
-      // A client cut by the bound missed more than the bound: room for its whole replay
-      // (at most the history, in frames the history already holds) until the first write.
-      mo.replay_frames = app_.options().history;
-      mo.replay_bytes = SIZE_MAX;
-      ssepp::Mailbox mailbox(mo);
-      auto opened = app_.open_stream(req, mailbox);
-      if (auto* start = std::get_if<StreamStart>(&opened)) {
-        stream_.expires_never();
-        auto stream = std::make_shared<StreamSession>(
-            stream_.release_socket(), loop_, std::move(slot_), app_, std::move(mailbox),
-            std::move(*start), msg.version() >= 11);
-        stream->start();
-        return;  // this session ends here; the stream owns the connection now
+      auto admitted = app_.admit(req);
+      if (auto* a = std::get_if<Admission>(&admitted)) {
+        // The stream owns the connection from here on; this session ends.
+        (void)app_.streams().serve(std::move(stream_), msg, std::move(a->who), a->on_open);
+        return;
       }
-      return respond(std::move(std::get<Response>(opened)), keep_alive);
+      return respond(std::move(std::get<Response>(admitted)), keep_alive);
     }
     Response res;
     try {
@@ -425,28 +178,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     for (const auto& [name, value] : r.headers) res_->insert(name, value);
     res_->body() = std::move(r.body);
     res_->prepare_payload();
-    stream_.expires_after(app_.options().request_timeout);
+    lowest().expires_after(app_.options().request_timeout);
     http::async_write(stream_, *res_,
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                      [self = this->shared_from_this(), keep_alive](beast::error_code ec,
+                                                                    std::size_t) {
                         if (ec) return self->close();
                         if (!keep_alive) return self->linger();
                         self->read_header();
                       });
   }
 
-  /// Ends the connection after a response: send FIN, then read and drop what the client still
-  /// sends (the rest of an oversized request) for a moment, so that closing with unread bytes
-  /// does not reset the connection before the client has read our answer.
+  /// Ends the connection after a response: send FIN (or TLS close_notify), then read and drop
+  /// what the client still sends (the rest of an oversized request) for a moment, so that
+  /// closing with unread bytes does not reset the connection before the client has read our
+  /// answer.
   void linger() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::chrono::seconds(2));
-    drain(0);
+    lowest().expires_after(std::chrono::seconds(2));
+    if constexpr (tls) {
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->close(); });
+    } else {
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      drain(0);
+    }
   }
 
   void drain(std::size_t total) {
-    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this(), total](
-                                                       beast::error_code ec, std::size_t n) {
+    lowest().async_read_some(net::buffer(discard_), [self = this->shared_from_this(), total](
+                                                        beast::error_code ec, std::size_t n) {
       if (ec || total + n > (1u << 20)) return self->close();
       self->drain(total + n);
     });
@@ -479,12 +238,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest().close();
   }
 
-  beast::tcp_stream stream_;
-  Loop& loop_;
+  Stream stream_;
   Slot slot_;
   App& app_;
   beast::flat_buffer buffer_{16 * 1024};
@@ -499,8 +257,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   /// Accepts on the first loop and deals connections to every loop in turn.
-  Listener(std::vector<std::unique_ptr<Loop>>& loops, App& app)
-      : loops_(loops), acceptor_(loops[0]->context()), retry_(loops[0]->context()), app_(app) {}
+  Listener(std::vector<std::unique_ptr<Loop>>& loops, App& app, ssl::context* tls)
+      : loops_(loops),
+        acceptor_(loops[0]->context()),
+        retry_(loops[0]->context()),
+        app_(app),
+        tls_(tls) {}
 
   tcp::endpoint open(const tcp::endpoint& ep) {
     acceptor_.open(ep.protocol());
@@ -512,9 +274,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
   void accept() {
     Loop& loop = *loops_[next_++ % loops_.size()];
-    acceptor_.async_accept(loop.context(), [self = shared_from_this(), &loop](
-                                               beast::error_code ec, tcp::socket s) {
-      self->on_accept(ec, std::move(s), loop);
+    acceptor_.async_accept(loop.context(), [self = shared_from_this()](beast::error_code ec,
+                                                                       tcp::socket s) {
+      self->on_accept(ec, std::move(s));
     });
   }
 
@@ -527,7 +289,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
 
  private:
-  void on_accept(beast::error_code ec, tcp::socket socket, Loop& loop) {
+  void on_accept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
     if (ec) {
       // Out of descriptors or similar: wait a little instead of spinning.
@@ -540,14 +302,16 @@ class Listener : public std::enable_shared_from_this<Listener> {
     }
     auto& c = app_.counters();
     c.connections_accepted.fetch_add(1, std::memory_order_relaxed);
-    if (c.connections_open.load(std::memory_order_relaxed) >= app_.options().max_connections) {
+    beast::error_code ignored;
+    if (app_.connections_open() >= app_.options().max_connections) {
       c.connections_refused.fetch_add(1, std::memory_order_relaxed);
-      beast::error_code ignored;
       socket.close(ignored);
     } else {
-      beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<HttpSession>(std::move(socket), loop, app_)->run();
+      if (tls_)
+        std::make_shared<HttpSession<TlsStream>>(std::move(socket), app_, tls_)->run();
+      else
+        std::make_shared<HttpSession<PlainStream>>(std::move(socket), app_, nullptr)->run();
     }
     accept();
   }
@@ -557,6 +321,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   tcp::acceptor acceptor_;
   net::steady_timer retry_;
   App& app_;
+  ssl::context* tls_;
 };
 
 /// Calls app.tick() every 100 ms: heartbeats, history expiry, the price feed, job progress.
@@ -599,10 +364,25 @@ void raise_file_limit() {
 int serve(App& app) {
   const Options& opts = app.options();
   raise_file_limit();
+  std::optional<ssl::context> tls;
+  if (!opts.tls_cert.empty()) {
+    try {
+      tls.emplace(ssl::context::tls_server);
+      tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                       ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+      tls->use_certificate_chain_file(opts.tls_cert);
+      tls->use_private_key_file(opts.tls_key, ssl::context::pem);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ssepp-demo: cannot use %s and %s for TLS: %s\n",
+                   opts.tls_cert.c_str(), opts.tls_key.c_str(), e.what());
+      return 1;
+    }
+  }
   std::vector<std::unique_ptr<Loop>> loops;
   for (unsigned i = 0; i < opts.threads; ++i) loops.push_back(std::make_unique<Loop>());
   net::io_context& main = loops[0]->context();
-  auto listener = std::make_shared<Listener>(loops, app);
+  auto listener = std::make_shared<Listener>(loops, app, tls ? &*tls : nullptr);
   tcp::endpoint bound;
   try {
     bound = listener->open(tcp::endpoint(net::ip::make_address(opts.host), opts.port));
@@ -615,16 +395,23 @@ int serve(App& app) {
   auto ticker = std::make_shared<Ticker>(main, app);
   ticker->start();
 
+  // SIGINT or SIGTERM: no new connection, every stream ends gracefully (what it has queued, the
+  // final chunk; cut after 2 s), then the loops stop.
   net::signal_set signals(main, SIGINT, SIGTERM);
   signals.async_wait([&](beast::error_code, int) {
     listener->stop();
     ticker->stop();
-    for (auto& loop : loops) loop->stop();
+    app.streams().shutdown(
+        main.get_executor(),
+        [&loops] {
+          for (auto& loop : loops) loop->stop();
+        },
+        ssepp::Frame{}, std::chrono::seconds(2));
   });
 
   std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                              : bound.address().to_string();
-  std::printf("ssepp-demo listening on http://%s:%u/\n", host.c_str(),
+  std::printf("ssepp-demo listening on %s://%s:%u/\n", tls ? "https" : "http", host.c_str(),
               static_cast<unsigned>(bound.port()));
   std::fflush(stdout);
 

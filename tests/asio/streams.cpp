@@ -10,6 +10,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <algorithm>
+#include <atomic>
 
 using namespace asio_test;
 using ssepp::asio::EndReason;
@@ -79,6 +80,9 @@ TEST_CASE("serve: head, preamble, replay after Last-Event-ID, then live events (
   CHECK(s.has_header("Content-Type: text/event-stream; charset=utf-8\r\n"));
   CHECK(s.has_header("Cache-Control: no-cache\r\n"));
   CHECK(s.has_header("Transfer-Encoding: chunked\r\n"));
+  // Never reused after the stream (an end closes it): a keep-alive would invite the next request.
+  CHECK(s.has_header("Connection: close\r\n"));
+  CHECK_FALSE(s.has_header("keep-alive"));
   CHECK(s.has_header("Access-Control-Allow-Origin: https://app.example\r\n"));
   CHECK(s.body.rfind(": hello\n\n", 0) == 0);  // the preamble first
   CHECK(datas(s) == std::vector<std::string>{"b", "c", "d"});
@@ -155,6 +159,39 @@ TEST_CASE("serve: the replay has room beyond the live bounds; one that does not 
   REQUIRE(f.server.results().size() == 1);
   CHECK(f.server.results()[0].error() == ssepp::errc::sink_failed);
   CHECK(f.hub.stats().clients == 0);
+}
+
+TEST_CASE("serve: ServeOptions::connect stands in for hub.connect (e.g. a Redis bus)", "[asio]") {
+  ServeOptions o;
+  std::atomic<int> calls{0};
+  ssepp::Broadcaster<ssepp::Mailbox>* hub = nullptr;
+  std::atomic<bool> refuse{false};
+  o.connect = [&](const ssepp::Mailbox& mailbox, ssepp::ConnectOptions who) -> ssepp::ConnectResult {
+    ++calls;
+    if (refuse) return ssepp::errc::closed;
+    who.channels.push_back("added");  // proof that this path, not hub.connect, joined the client
+    return hub->connect(mailbox, std::move(who));
+  };
+  Fixture f(o);
+  hub = &f.hub;
+  Client c(f.client_loop.ioc(), f.server.port(), Client::get("/events"));
+  c.read();
+  const ssepp::ClientId id = f.server.client();
+  REQUIRE(id != 0);
+  CHECK(calls == 1);
+  REQUIRE(f.hub.client(id));
+  CHECK(f.hub.client(id)->channels == std::vector<std::string>{"added"});
+  (void)f.hub.publish("added", ev("m", "via the hook"));
+  REQUIRE(c.wait_events(1));
+  CHECK(c.seen().events[0].data == "via the hook");
+
+  refuse = true;
+  Client refused(f.client_loop.ioc(), f.server.port(), Client::get("/events"));
+  refused.read();
+  REQUIRE(refused.wait_closed());
+  CHECK(refused.seen().status == 503);
+  CHECK(calls == 2);
+  CHECK(f.server.results().at(1).error() == ssepp::errc::closed);
 }
 
 TEST_CASE("HTTP/1.0: the body is delimited by the close, with no chunk framing", "[asio]") {

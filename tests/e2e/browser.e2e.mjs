@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { publish, startServer } from './lib/harness.mjs';
+import { api, publish, startServer, waitFor } from './lib/harness.mjs';
 
 const CHROMIUM = process.env.SSEPP_CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = process.env.SSEPP_E2E_ARTIFACTS || path.join(tmpdir(), 'ssepp-e2e-artifacts');
@@ -127,4 +127,26 @@ test('the page streams live events, a broadcast reaches a second page, and cuts 
   const file = path.join(ARTIFACTS, 'demo.png');
   await a.screenshot({ path: file, fullPage: true });
   console.log(`screenshot: ${file}`);
+});
+
+test('the page signs out: its session and stream end; signing in again starts anew', async () => {
+  const page = await openPage();
+  const client = await text(page, '#client');
+  assert.match(await text(page, '#user'), /^guest-\d{4}$/);
+  await page.click('#logout-btn');
+  await page.locator('#state', { hasText: 'signed out' }).waitFor(WAIT);
+  assert.equal(await text(page, '#user'), '—');
+  assert.deepEqual(await page.evaluate(async () => (await fetch('/me')).json()), { user: null });
+  // The server no longer has that stream: a send to it reaches nobody.
+  const r = await waitFor(async () => {
+    const sent = await api(server, '/publish', { client, event: 'note', data: 'anyone there?' });
+    return sent.status === 400 && sent;
+  }, { what: 'the signed-out stream to be closed on the server' });
+  assert.match(r.json.error, /no connected client/);
+
+  await page.fill('#login-name', 'back-again');
+  await page.click('#login-btn');
+  await page.locator('#user', { hasText: 'back-again' }).waitFor(WAIT);
+  await page.locator('#state', { hasText: 'open' }).waitFor(WAIT);
+  assert.notEqual(await text(page, '#client'), client);
 });

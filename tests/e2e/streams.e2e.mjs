@@ -310,3 +310,93 @@ test('an HTTP/1.0 client gets the stream unchunked, without keep-alive, until th
   assert.match(body, /^retry: 2000\n\nevent: connected\ndata: \{/);
   assert.match(body, /event: note\nid: \d+\ndata: to 1\.0\n\n/);
 });
+
+test('POST /disconnect ends the stream gracefully: what was sent, then the final chunk', async () => {
+  const token = await login(server, 'ivy');
+  const raw = openRaw(server, { token, channels: ['room:bye'] });
+  const hello = await raw.connected;
+  await publish(server, { channel: 'room:bye', event: 'note', data: 'before the end' });
+  const r = await api(server, '/disconnect', { client: hello.client }, { token });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { client: hello.client, disconnected: true });
+  await waitFor(() => raw.ended, { what: 'the stream to end' });
+  // A cut connection would leave the chunked body incomplete (curl: "transfer closed with
+  // outstanding read data remaining"; node: 'aborted').
+  assert.equal(raw.complete, true, 'the body ended with the final chunk');
+  assert.equal(raw.error, undefined);
+  assert.deepEqual(raw.of('note').map((e) => e.data), ['before the end']);
+  // The stream is gone: a second disconnect finds nothing.
+  const again = await api(server, '/disconnect', { client: hello.client }, { token });
+  assert.equal(again.status, 404);
+});
+
+test('/subscribe, /unsubscribe and /disconnect take the client id as a JSON number too', async () => {
+  const token = await login(server, 'june');
+  const raw = openRaw(server, { token });
+  const id = Number((await raw.connected).client);
+  let r = await api(server, '/subscribe', { client: id, channel: 'room:num' }, { token });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.channels, ['room:num']);
+  assert.equal(r.json.client, String(id));
+  r = await publish(server, { channel: 'room:num', event: 'note', data: 'by number' });
+  assert.equal(r.delivered, 1);
+  r = await api(server, '/unsubscribe', { client: id, channel: 'room:num' }, { token });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.channels, []);
+  // Not an id: negative, fractional, zero, past 2^64.
+  for (const bad of [-id, id + 0.5, 0, 1e30]) {
+    r = await api(server, '/subscribe', { client: bad, channel: 'room:num' }, { token });
+    assert.equal(r.status, 400, `client ${bad}: ${r.text}`);
+  }
+  r = await api(server, '/disconnect', { client: id }, { token });
+  assert.equal(r.status, 200, r.text);
+  await waitFor(() => raw.ended, { what: 'the stream to end' });
+  assert.equal(raw.complete, true);
+});
+
+test('ssepp_refused_joins_total counts every 403 for someone else\'s user: channel', async () => {
+  const kimToken = await login(server, 'kim');
+  const kim = openRaw(server, { token: kimToken });
+  const hello = await kim.connected;
+  const before = (await metrics(server)).ssepp_refused_joins_total;
+  let r = await api(server, '/subscribe', { client: hello.client, channel: 'user:lee' }, { token: kimToken });
+  assert.equal(r.status, 403);
+  const spy = openRaw(server, { token: kimToken, channels: ['user:lee'] });
+  await assert.rejects(spy.connected, /403/);
+  const anon = openRaw(server, { channels: ['room:a', 'user:lee'] });
+  await assert.rejects(anon.connected, /403/);
+  assert.equal((await metrics(server)).ssepp_refused_joins_total, before + 3);
+  // Her own is no refusal.
+  r = await api(server, '/subscribe', { client: hello.client, channel: 'user:kim' }, { token: kimToken });
+  assert.equal(r.status, 200);
+  assert.equal((await metrics(server)).ssepp_refused_joins_total, before + 3);
+  kim.close();
+});
+
+test('POST /logout ends the session and its streams, and clears the cookie', async () => {
+  const token = await login(server, 'liz');
+  const s1 = openRaw(server, { token });
+  const s2 = openRaw(server, { token, channels: ['room:liz'] });
+  const other = openRaw(server, { token: await login(server, 'liz') });  // another session of liz
+  const [h1] = await Promise.all([s1.connected, s2.connected, other.connected]);
+  let r = await api(server, '/logout', {}, { token });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { user: null, streams_ended: 2 });
+  assert.match(r.headers.get('set-cookie'), /^ssepp_session=; Path=\/; .*Max-Age=0/);
+  await waitFor(() => s1.ended && s2.ended, { what: 'both streams of the session to end' });
+  assert.equal(s1.complete && s2.complete, true, 'ended with the final chunk');
+  r = await api(server, '/me', undefined, { token });
+  assert.deepEqual(r.json, { user: null });
+  r = await api(server, '/subscribe', { client: h1.client, channel: 'room:x' }, { token });
+  assert.equal(r.status, 401);
+  // The other session and its stream are untouched.
+  r = await publish(server, { user: 'liz', event: 'note', data: 'still here' });
+  assert.equal(r.delivered, 1);
+  await other.waitFor((e) => e.data === 'still here');
+  assert.equal(other.ended, false);
+  other.close();
+  // Without a session: nothing to end, the cookie still cleared.
+  r = await api(server, '/logout', {});
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, { user: null, streams_ended: 0 });
+});

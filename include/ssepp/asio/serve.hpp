@@ -72,6 +72,10 @@ struct ServeOptions {
   /// flush per batch. Unset: every stream is plain. Set, every stream answers
   /// `Vary: Accept-Encoding`.
   std::shared_ptr<const StreamCoding> compression;
+  /// How a client joins the broadcaster; empty: `hub.connect(mailbox, who)`. Set it to connect
+  /// through what stands in front of the hub, e.g. a `RedisStreamBus` (whose connect replays
+  /// from Redis what is older than the local history). It must connect to the same hub.
+  std::function<ConnectResult(const Mailbox&, ConnectOptions)> connect;
 
   /// The default `mailbox`: MailboxOptions' bounds, plus replay room (1024 frames, 64 MiB).
   static MailboxOptions default_mailbox() noexcept {
@@ -129,10 +133,12 @@ std::string accept_encoding(const ::boost::beast::http::message<true, Body, Fiel
   return joined;
 }
 
-/// Registers `mailbox` with the broadcaster (the connect's error when it failed).
-inline Result<asio::StreamStart> connect_client(Broadcaster<Mailbox>& hub, const Mailbox& mailbox,
-                                                ConnectOptions who) {
-  ConnectResult r = hub.connect(mailbox, std::move(who));
+/// Registers `mailbox` with the broadcaster, through `connect` when set (the connect's error
+/// when it failed).
+inline Result<asio::StreamStart> connect_client(
+    Broadcaster<Mailbox>& hub, const Mailbox& mailbox, ConnectOptions who,
+    const std::function<ConnectResult(const Mailbox&, ConnectOptions)>& connect) {
+  ConnectResult r = connect ? connect(mailbox, std::move(who)) : hub.connect(mailbox, std::move(who));
   if (!r) return r.error();
   asio::StreamStart s;
   s.id = r->id;
@@ -270,7 +276,7 @@ class EventStreams {
       who.last_event_id = std::move(*last);
     }
     Mailbox mailbox(options_.mailbox);
-    auto connected = detail::connect_client(*hub_, mailbox, std::move(who));
+    auto connected = detail::connect_client(*hub_, mailbox, std::move(who), options_.connect);
     if (!connected) {
       if (connected.error() == errc::invalid_name) {
         refuse<Stream>(std::forward<NextLayer>(next), 400, "invalid user or pool name", headers);

@@ -249,7 +249,11 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     compressed_.store(coder_ != nullptr, std::memory_order_relaxed);
     idle_release_ = head.idle_release;
     head_ = "HTTP/1.1 200 OK\r\n";
-    for (const auto& h : response_headers(chunked_ ? 11 : 10)) append_header(head_, h.name, h.value);
+    // The connection closes after the stream, whatever ends it: say so (RFC 9112 9.6), or an
+    // HTTP/1.1 client that read the final chunk may send its next request on it.
+    for (const auto& h : response_headers(chunked_ ? 11 : 10))
+      if (h.name != "Connection") append_header(head_, h.name, h.value);
+    append_header(head_, "Connection", "close");
     if (chunked_) append_header(head_, "Transfer-Encoding", "chunked");
     if (coder_) append_header(head_, "Content-Encoding", coder_->content_encoding());
     for (const auto& h : head.headers) append_header(head_, h.name, h.value);

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { createParser } from 'eventsource-parser';
 
 const HOST = '127.0.0.1';
@@ -61,13 +62,13 @@ export async function startServer(args = [], { bin = process.env.SSEPP_DEMO,
     });
     exited.then(({ code, signal }) => reject(new Error(`${bin} exited (${code ?? signal}) before listening:\n${stderr}`)));
   }), 30000, 'the server to print its address');
-  const m = /^\S+ listening on http:\/\/([^/]+):(\d+)\/$/.exec(firstLine);
+  const m = /^\S+ listening on (https?):\/\/([^/]+):(\d+)\/$/.exec(firstLine);
   if (!m) throw new Error(`unexpected first line from ${bin}: ${firstLine}`);
-  const port = Number(m[2]);
+  const port = Number(m[3]);
   const server = {
     port,
     pid: child.pid,
-    url: `http://${HOST}:${port}`,
+    url: `${m[1]}://${HOST}:${port}`,  // https with --tls-cert
     stderr: () => stderr,
     exited,
     /** SIGTERM, then waits (SIGKILL after `timeout`); resolves to {code, signal, stderr}. */
@@ -143,7 +144,8 @@ export function streamPath({ channels = [], query = '' } = {}) {
  */
 export function openRaw(server, { channels, query, token, lastEventId, headers = {} } = {}) {
   const events = [];
-  const client = { events, comments: [], status: undefined, headers: undefined, ended: false, error: undefined };
+  const client = { events, comments: [], status: undefined, headers: undefined, ended: false, complete: false,
+                   error: undefined };
   const reqHeaders = { Accept: 'text/event-stream', ...headers };
   if (token) reqHeaders.Authorization = `Bearer ${token}`;
   if (lastEventId !== undefined) reqHeaders['Last-Event-ID'] = lastEventId;
@@ -162,7 +164,10 @@ export function openRaw(server, { channels, query, token, lastEventId, headers =
     onRetry(ms) { client.retry = ms; },
     onComment(text) { client.comments.push(text); },
   });
-  const req = http.request(server.url + streamPath({ channels, query }), { headers: reqHeaders, agent: false });
+  // Over HTTPS (a test certificate): no verification, the test is about the stream.
+  const tls = server.url.startsWith('https:');
+  const req = (tls ? https : http).request(server.url + streamPath({ channels, query }),
+                                           { headers: reqHeaders, agent: false, rejectUnauthorized: !tls });
   client.request = req;
   req.on('response', (res) => {
     client.status = res.statusCode;
@@ -173,7 +178,9 @@ export function openRaw(server, { channels, query, token, lastEventId, headers =
       if (res.statusCode === 200) parser.feed(chunk);
       else body += chunk;
     });
+    // complete: the body ended as HTTP says it must (the final chunk), not by a cut connection.
     res.on('end', () => {
+      client.complete = res.complete;
       client.ended = true;
       if (res.statusCode !== 200) {
         client.body = body;
@@ -181,7 +188,7 @@ export function openRaw(server, { channels, query, token, lastEventId, headers =
       }
     });
     res.on('error', () => { client.ended = true; });
-    res.on('close', () => { client.ended = true; });
+    res.on('close', () => { client.complete = res.complete; client.ended = true; });
   });
   req.on('error', (err) => { client.error = err; client.ended = true; rejectConnected(err); });
   req.end();
