@@ -190,9 +190,12 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
       tls->set_verify_mode(ssl::verify_none);
     } else {
       tls->set_verify_mode(ssl::verify_peer);
-      (void)tls->set_default_verify_paths(ec);  // no system store: only ca_file then
-      if (!options.ca_file.empty() && tls->load_verify_file(options.ca_file, ec))
-        return std::error_code(ec);
+      tls->set_default_verify_paths(ec);  // no system store: only ca_file then
+      if (!options.ca_file.empty()) {
+        ec = {};
+        tls->load_verify_file(options.ca_file, ec);
+        if (ec) return std::error_code(ec);
+      }
     }
     return std::shared_ptr<EventClient>(
         new EventClient(std::move(ex), std::move(options), std::move(tls)));
