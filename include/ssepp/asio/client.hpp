@@ -552,7 +552,8 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
     head.wall_now = std::chrono::system_clock::now();
     verdict_ = client_.on_response(head, Clock::now());
     if (*verdict_ == Verdict::open && handlers_.on_open) handlers_.on_open(request_.url);
-    if (parser_->is_done()) return end_attempt({});
+    // A redirect's body is of no use (and may not end soon): the next request goes now.
+    if (parser_->is_done() || *verdict_ == Verdict::redirect) return end_attempt({});
     read_body();
   }
 
