@@ -136,3 +136,36 @@ TEST_CASE("sse-client: failures are a message on stderr and exit status 1", "[as
     CHECK(sse_client({"ftp://x/"}).status == 2);
   }
 }
+
+#ifdef SSEPP_LLM
+TEST_CASE("ssepp-llm: tokens as they arrive, the end at [DONE], one request", "[asio][client][tool]") {
+  ScriptServer server(
+      [](Exchange& x) {
+        if (x.req.method != "POST" || x.req.header("authorization") != "Bearer sk-test" ||
+            x.req.body.find(R"("stream":true)") == std::string::npos ||
+            x.req.body.find(R"("content":"say hi")") == std::string::npos) {
+          x.write("HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\n\r\nrequest");
+          return;
+        }
+        x.stream_head();
+        auto delta = [](const std::string& d) {
+          return "data: {\"choices\":[{\"index\":0,\"delta\":" + d + "}]}\n\n";
+        };
+        x.chunk(delta(R"({"role":"assistant"})"));
+        x.chunk(delta(R"({"content":"Hel"})") + delta(R"({"content":"lo"})"));
+        x.chunk(": keep-alive\n\n" + delta(R"({"content":" \"you\""})"));
+        x.chunk("data: [DONE]\n\n");
+        x.wait_closed(20s);  // the connection stays open: the client ends on [DONE]
+      },
+      ScriptServer::Tls::good);
+  const std::string dir = Pki::get().dir;
+  const std::string cmd = "OPENAI_API_KEY=sk-test timeout 60 " + quote(SSEPP_LLM) + " --url " +
+                          quote(server.url("/v1/chat/completions")) + " --cacert " +
+                          quote(Pki::get().ca) + " say hi >" + dir + "/llm.out 2>" + dir + "/llm.err";
+  const int st = std::system(cmd.c_str());
+  INFO(slurp(dir + "/llm.err"));
+  CHECK((WIFEXITED(st) ? WEXITSTATUS(st) : -1) == 0);
+  CHECK(slurp(dir + "/llm.out") == "Hello \"you\"\n");
+  CHECK(server.requests().size() == 1);
+}
+#endif
