@@ -474,7 +474,9 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
     const std::string& host = request_.url.host;
     error_code ec;
     (void)::boost::asio::ip::make_address(host, ec);
-    if (ec && !SSL_set_tlsext_host_name(conn_->tls->native_handle(), host.c_str()))
+    // SNI for names (not for IP literals): what SSL_set_tlsext_host_name expands to.
+    if (ec && ::SSL_ctrl(conn_->tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                         TLSEXT_NAMETYPE_host_name, const_cast<char*>(host.c_str())) != 1)
       return end_attempt(error_code(static_cast<int>(::ERR_get_error()),
                                     ::boost::asio::error::get_ssl_category()));
     if (!options_.insecure) conn_->tls->set_verify_callback(ssl::host_name_verification(host));
