@@ -1,6 +1,6 @@
 // sse-client URL [-X METHOD] [-d BODY | --data-file F] [-H 'Name: value']... [--cacert FILE]
 //            [--insecure] [--proxy URL] [--connect-timeout S] [--read-timeout S] [--no-reconnect]
-//            [--policy browser|api] [--last-event-id ID] [--max-events N]
+//            [--policy browser|api] [--last-event-id ID] [--max-events N] [--compressed]
 //
 // A curl-like SSE client on ssepp::asio::EventClient: http:// and https:// (verified against the
 // system store and --cacert), any method and body, redirects, an HTTP proxy (--proxy, or the
@@ -9,7 +9,11 @@
 // event ({"event":…,"data":…,"id":…}) and per retry field ({"retry":N}) like sse-dump; status
 // lines and the final error go to stderr. Exit status: 0 for a normal end (204, the end of a
 // stream with --no-reconnect, --max-events reached, SIGINT/SIGTERM), 1 for an error, 2 for usage.
+// --compressed asks for gzip or deflate and inflates the body (built with zlib only).
 #include <ssepp/asio/client.hpp>
+#if defined(SSE_CLIENT_COMPRESSED)
+#  include <ssepp/asio/decompress.hpp>
+#endif
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -37,7 +41,7 @@ int usage() {
                "usage: sse-client URL [-X METHOD] [-d BODY | --data-file FILE] [-H 'Name: value']...\n"
                "                  [--cacert FILE] [--insecure] [--proxy URL] [--connect-timeout S]\n"
                "                  [--read-timeout S] [--no-reconnect] [--policy browser|api]\n"
-               "                  [--last-event-id ID] [--max-events N]\n");
+               "                  [--last-event-id ID] [--max-events N] [--compressed]\n");
   return 2;
 }
 
@@ -105,6 +109,13 @@ int main(int argc, char** argv) {
       if (*v == "browser") opt.client.policy = ssepp::RetryPolicy::browser;
       else if (*v == "api") opt.client.policy = ssepp::RetryPolicy::api;
       else return usage();
+    } else if (a == "--compressed") {
+#if defined(SSE_CLIENT_COMPRESSED)
+      ssepp::asio::accept_compressed(opt);
+#else
+      std::fprintf(stderr, "sse-client: built without zlib: --compressed is not available\n");
+      return 2;
+#endif
     } else if (a == "--last-event-id") {
       if (!(v = value())) return usage();
       opt.client.last_event_id = *v;

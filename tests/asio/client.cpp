@@ -3,6 +3,10 @@
 // Last-Event-ID, timeouts, redirects, a CONNECT proxy, TLS failures, hostile responses, pull mode.
 #include "client_support.hpp"
 
+#if defined(SSEPP_TEST_COMPRESS)
+#  include <ssepp/asio/decompress.hpp>
+#endif
+
 #include "../support/catch.hpp"
 
 #include <boost/asio/use_future.hpp>
@@ -473,3 +477,53 @@ TEST_CASE("coroutines: co_await client->next()", "[asio][client]") {
   CHECK(got.get_future().get() == std::vector<std::string>{"a", "b", "closed"});
 }
 #endif
+
+TEST_CASE("Content-Encoding: unasked is a clear error; gzip decoded with accept_compressed",
+          "[asio][client]") {
+  std::string body;
+  ScriptServer server([&](Exchange& x) {
+    x.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: " +
+            std::string(x.req.header("accept-encoding").empty() ? "br" : "gzip") +
+            "\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (std::size_t i = 0; i < body.size(); i += 7) x.chunk(body.substr(i, 7));  // split anywhere
+    x.last_chunk();
+  });
+  auto o = options(server.url());
+  o.reconnect = false;
+  Record rec;
+  Loop loop;
+#if defined(SSEPP_TEST_COMPRESS)
+  SECTION("gzip") {
+    ssepp::Compressor gz(ssepp::negotiate_encoding("gzip"));
+    std::vector<ssepp::Frame> batch;
+    for (int i = 0; i < 50; ++i) batch.push_back(ssepp::Frame(event(std::to_string(i))));
+    REQUIRE(gz.compress_to(body, batch));
+    REQUIRE(gz.end_to(body));
+    ssepp::asio::accept_compressed(o);
+    auto c = make(loop.ioc(), o);
+    c->start(rec.handlers());
+    REQUIRE(rec.wait_closed());
+    CHECK_FALSE(rec.close_error);
+    REQUIRE(rec.events.size() == 50);
+    CHECK(rec.events[49].data == "49");
+    CHECK(server.requests()[0].header("accept-encoding") == "gzip, deflate");
+  }
+  SECTION("corrupt gzip") {
+    body = std::string("\x1f\x8b\x08\x00garbage-garbage-garbage", 27);
+    ssepp::asio::accept_compressed(o);
+    auto c = make(loop.ioc(), o);
+    c->start(rec.handlers());
+    REQUIRE(rec.wait_closed());
+    CHECK(rec.close_error == ssepp::errc::invalid_compressed_data);
+  }
+#endif
+  SECTION("a coding that was not asked for") {
+    body = event("x");
+    auto c = make(loop.ioc(), o);
+    c->start(rec.handlers());
+    REQUIRE(rec.wait_closed());
+    CHECK(rec.close_error == ssepp::errc::unsupported_encoding);
+    CHECK(rec.events.empty());
+    CHECK(c->attempts() == 1);
+  }
+}

@@ -4,6 +4,10 @@
 
 #include "../support/catch.hpp"
 
+#if defined(SSEPP_TEST_COMPRESS)
+#  include <ssepp/compress.hpp>
+#endif
+
 #include <fstream>
 #include <sstream>
 #include <sys/wait.h>
@@ -167,5 +171,24 @@ TEST_CASE("ssepp-llm: tokens as they arrive, the end at [DONE], one request", "[
   CHECK((WIFEXITED(st) ? WEXITSTATUS(st) : -1) == 0);
   CHECK(slurp(dir + "/llm.out") == "Hello \"you\"\n");
   CHECK(server.requests().size() == 1);
+}
+#endif
+
+#if defined(SSEPP_TEST_COMPRESS)
+TEST_CASE("sse-client --compressed: asks for gzip and inflates it", "[asio][client][tool]") {
+  ssepp::Compressor gz(ssepp::negotiate_encoding("gzip"));
+  std::vector<ssepp::Frame> batch{ssepp::Frame("data: squeezed\n\n")};
+  std::string body;
+  REQUIRE(gz.compress_to(body, batch));
+  REQUIRE(gz.end_to(body));
+  ScriptServer server([&](Exchange& x) {
+    if (x.req.header("accept-encoding") != "gzip, deflate") return;
+    x.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  });
+  Run r = sse_client({server.url(), "--compressed", "--no-reconnect"});
+  INFO(r.err);
+  CHECK(r.status == 0);
+  CHECK(r.out == "{\"event\":\"message\",\"data\":\"squeezed\",\"id\":\"\"}\n");
 }
 #endif

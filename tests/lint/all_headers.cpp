@@ -2,6 +2,7 @@
 #include <ssepp/ssepp.hpp>
 #include <ssepp/asio.hpp>
 #include <ssepp/asio/client.hpp>
+#include <ssepp/asio/decompress.hpp>
 #include <ssepp/client.hpp>
 #include <ssepp/cors.hpp>
 #include <ssepp/compress.hpp>
@@ -59,6 +60,7 @@ int main() try {
   boost::asio::io_context ioc;
   ssepp::asio::EventClientOptions copts;
   copts.client.url = "http://127.0.0.1:1/";
+  ssepp::asio::accept_compressed(copts);
   if (auto made = ssepp::asio::EventClient::create(ioc.get_executor(), copts)) {
     (*made)->start();
     (*made)->async_next([](const ssepp::Result<ssepp::Event>&) {});

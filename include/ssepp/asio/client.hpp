@@ -103,6 +103,18 @@ struct std::is_error_code_enum<ssepp::asio::client_errc> : std::true_type {};
 SSEPP_BEGIN_NAMESPACE
 namespace asio {
 
+/// Decodes a response body sent with a `Content-Encoding`, chunk by chunk (see
+/// `EventClientOptions::make_decoder`; <ssepp/asio/decompress.hpp> has gzip and deflate).
+class BodyDecoder {
+ public:
+  virtual ~BodyDecoder() = default;
+  /// Where decoded bytes go: the stream parser. Its error ends the attempt; return it.
+  using Output = std::function<Result<void>(std::string_view decoded)>;
+  /// Decodes `in`, handing the decoded bytes to `out` in bounded pieces; an error (corrupt data,
+  /// a decompression bomb) ends the attempt.
+  virtual Result<void> decode(std::string_view in, const Output& out) = 0;
+};
+
 /// Everything an `EventClient` does: the request and its policy (`client`, the sans-IO
 /// ssepp::ClientOptions), TLS, proxy, timeouts. A zero timeout turns that timeout off.
 struct EventClientOptions {
@@ -134,6 +146,12 @@ struct EventClientOptions {
   /// False: no reconnection at all. The first clean end stops with no error, the first network
   /// error or retryable response stops with that error. Redirects are still followed.
   bool reconnect = true;
+  /// `Accept-Encoding` of every request (e.g. "gzip, deflate"); empty: none sent.
+  std::string accept_encoding;
+  /// Makes the decoder for a response's `Content-Encoding` (not called for none or "identity").
+  /// Unset, or failing: the attempt fails for good (errc::unsupported_encoding by default).
+  std::function<Result<std::unique_ptr<BodyDecoder>>(std::string_view content_encoding)>
+      make_decoder;
   /// Events queued for `async_next` before reading pauses (pull mode only).
   std::size_t max_queued_events = 64;
   /// Runs before each attempt (first, redirect, reconnection), on the client's executor: may
@@ -506,7 +524,14 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
     req_->target(r.url.target());
     req_->set(http::field::host, r.url.host_header());
     if (!options_.user_agent.empty()) req_->set(http::field::user_agent, options_.user_agent);
-    for (const auto& [name, value] : r.headers) req_->insert(name, value);
+    bool has_accept_encoding = false;
+    for (const auto& [name, value] : r.headers) {
+      req_->insert(name, value);
+      has_accept_encoding =
+          has_accept_encoding || ::ssepp::detail::ascii_iequals(name, "Accept-Encoding");
+    }
+    if (!options_.accept_encoding.empty() && !has_accept_encoding)
+      req_->set(http::field::accept_encoding, options_.accept_encoding);
     if (r.has_body) {
       req_->body() = std::string(r.body);
       req_->prepare_payload();
@@ -554,6 +579,15 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
     head.date = sv(res[http::field::date]);
     head.wall_now = std::chrono::system_clock::now();
     verdict_ = client_.on_response(head, Clock::now());
+    decoder_.reset();
+    const std::string_view coding = sv(res[http::field::content_encoding]);
+    if (!coding.empty() && !::ssepp::detail::ascii_iequals(coding, "identity") &&
+        *verdict_ != Verdict::redirect && !parser_->is_done()) {
+      auto d = options_.make_decoder ? options_.make_decoder(coding)
+                                     : Result<std::unique_ptr<BodyDecoder>>(errc::unsupported_encoding);
+      if (!d) return end_attempt(d.error(), true);
+      decoder_ = std::move(*d);
+    }
     if (*verdict_ == Verdict::open && handlers_.on_open) handlers_.on_open(request_.url);
     // A redirect's body is of no use (and may not end soon): the next request goes now.
     if (parser_->is_done() || *verdict_ == Verdict::redirect) return end_attempt({});
@@ -580,7 +614,12 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
     const std::size_t n = read_buf_.size() - parser_->get().body().size;
     if (n > 0) {
       body_bytes_ += n;
-      auto fed = client_.feed(std::string_view(read_buf_.data(), n), Deliver{this});
+      const std::string_view bytes(read_buf_.data(), n);
+      auto fed = decoder_ ? decoder_->decode(bytes,
+                                             [this](std::string_view decoded) {
+                                               return client_.feed(decoded, Deliver{this});
+                                             })
+                          : client_.feed(bytes, Deliver{this});
       if (closed_.load()) return abort();
       if (!fed) return end_attempt(fed.error());
       serve_waiter();
@@ -719,6 +758,7 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
   std::optional<::boost::beast::http::response_parser<::boost::beast::http::buffer_body>> parser_;
   ::boost::beast::flat_buffer buffer_;
   std::vector<char> read_buf_;
+  std::unique_ptr<BodyDecoder> decoder_;
   std::optional<Verdict> verdict_;
   std::uint64_t body_bytes_ = 0;
   bool resolve_timed_out_ = false;
