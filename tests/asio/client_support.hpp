@@ -400,10 +400,8 @@ struct Record {
   }
   template <class F>
   void note(F f) {
-    {
-      std::lock_guard<std::mutex> lock(m);
-      f();
-    }
+    std::lock_guard<std::mutex> lock(m);  // notified under the lock: a waiter may destroy us
+    f();
     cv.notify_all();
   }
   template <class P>

@@ -40,3 +40,32 @@ TEST_CASE("close() from another thread stops a live stream once, with no error",
   (*c)->close();  // idempotent
   stop = true;
 }
+
+TEST_CASE("close() at any moment (connecting, streaming, waiting to reconnect) ends once",
+          "[asio][client][threads]") {
+  ScriptServer server([&](Exchange& x) {
+    x.stream_head();
+    x.chunk(event_text(static_cast<int>(x.index)));
+    if (x.index % 2 == 0) x.last_chunk();  // a clean end: the client waits to reconnect
+    else x.wait_closed(5s);
+  });
+  Loop loop(2);
+  for (int i = 0; i < 40; ++i) {
+    Record rec;
+    auto o = options(server.url());
+    o.client.retry = std::chrono::milliseconds(i % 3);
+    auto c = ssepp::asio::EventClient::create(net::make_strand(loop.ioc()), o);
+    REQUIRE(c);
+    (*c)->start(rec.handlers());
+    std::thread closer([&] {
+      std::this_thread::sleep_for(std::chrono::microseconds(250 * (i % 8)));
+      (*c)->close();
+    });
+    closer.join();
+    REQUIRE(rec.wait_closed());
+    std::this_thread::sleep_for(2ms);
+    std::lock_guard<std::mutex> lock(rec.m);
+    CHECK(rec.closes == 1);
+    CHECK_FALSE(rec.close_error);
+  }
+}
