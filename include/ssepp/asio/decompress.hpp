@@ -20,7 +20,7 @@ namespace detail {
 /// `limits.max_output` bytes, so memory stays bounded whatever the ratio.
 class InflateDecoder final : public BodyDecoder {
  public:
-  explicit InflateDecoder(Decompressor d) noexcept : d_(std::move(d)) {}
+  explicit InflateDecoder(Decompressor&& d) noexcept : d_(std::move(d)) {}
   Result<void> decode(std::string_view in, const Output& out) override {
     for (;;) {
       piece_.clear();
