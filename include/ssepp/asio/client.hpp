@@ -155,7 +155,8 @@ struct EventClientOptions {
   /// Events queued for `async_next` before reading pauses (pull mode only).
   std::size_t max_queued_events = 64;
   /// Runs before each attempt (first, redirect, reconnection), on the client's executor: may
-  /// change the request's headers (a refreshed token). Must not throw.
+  /// change the request's headers (a refreshed token). The Client drops `Authorization` on a
+  /// cross-origin redirect; a hook that adds credentials checks `r.url` itself. Must not throw.
   std::function<void(Request&)> before_request;
 };
 
