@@ -1,6 +1,8 @@
 // Every public header in one translation unit, for clang-tidy and cppcheck (tests/lint).
 #include <ssepp/ssepp.hpp>
 #include <ssepp/asio.hpp>
+#include <ssepp/asio/client.hpp>
+#include <ssepp/asio/decompress.hpp>
 #include <ssepp/client.hpp>
 #include <ssepp/cors.hpp>
 #include <ssepp/coding.hpp>
@@ -10,6 +12,7 @@
 #include <ssepp/redis.hpp>
 #include <ssepp/testing.hpp>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
@@ -55,6 +58,15 @@ int main() try {
   ssepp::Decompressor inflater;
   std::string plain;
   (void)inflater.decompress_to(plain, wire);
+  boost::asio::io_context ioc;
+  ssepp::asio::EventClientOptions copts;
+  copts.client.url = "http://127.0.0.1:1/";
+  ssepp::asio::accept_compressed(copts);
+  if (auto made = ssepp::asio::EventClient::create(ioc.get_executor(), copts)) {
+    (*made)->start();
+    (*made)->async_next([](const ssepp::Result<ssepp::Event>&) {});
+    (*made)->close();
+  }
   return 0;
 } catch (...) {
   return 1;
