@@ -1218,3 +1218,387 @@ TEST_CASE("send_many: one thread, many events per round trip, each result in ord
   CHECK(down[0].error() == ssepp::errc::bus_unavailable);
   CHECK(down[1].error() == ssepp::errc::bus_unavailable);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shards: three redis-server processes, nodes reading only what their clients need.
+
+namespace {
+
+// Three (or `n`) redis-servers and the options of a node spread over them.
+struct Shards {
+  std::vector<std::unique_ptr<testing_redis::RedisServer>> servers;
+  explicit Shards(std::size_t n = 3, bool durable = false) {
+    for (std::size_t i = 0; i < n; ++i)
+      servers.push_back(std::make_unique<testing_redis::RedisServer>(durable));
+  }
+  ssepp::RedisOptions options() const {
+    ssepp::RedisOptions o = redis_at(servers.front()->port());
+    for (const auto& s : servers) o.shards.push_back(ssepp::RedisEndpoint{"127.0.0.1", s->port()});
+    return o;
+  }
+};
+
+// A name whose stream (of `kind`) lives on `shard` out of `n`: "<base><k>" for the first k.
+std::string name_on(std::size_t shard, const std::string& base,
+                    Target::Kind kind = Target::Kind::channel, std::size_t n = 3) {
+  for (int k = 0;; ++k) {
+    std::string name = base + std::to_string(k);
+    if (ssepp::redis_shard_of(
+            ssepp::detail::stream_key("ssepp:events", Target::Selector{kind, 0, name}), n) == shard)
+      return name;
+  }
+}
+
+// The events' "type|data" (ids differ per node), sorted.
+std::vector<std::string> payloads(std::vector<std::string> events) {
+  for (auto& e : events) e = e.substr(0, e.rfind('|'));
+  std::sort(events.begin(), events.end());
+  return events;
+}
+
+// The data of the events whose data starts with `prefix`, in arrival order.
+std::vector<std::string> data_with(const std::vector<std::string>& events, const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& e : events) {
+    auto first = e.find('|');
+    auto data = e.substr(first + 1, e.rfind('|') - first - 1);
+    if (data.rfind(prefix, 0) == 0) out.push_back(data);
+  }
+  return out;
+}
+
+// Markers: one per shard, on the channels every client joins (mark names, one per shard), so
+// that once a client has all three, each shard delivered it everything sent before them.
+struct Marks {
+  std::vector<std::string> channels = {name_on(0, "mark"), name_on(1, "mark"), name_on(2, "mark")};
+  int round = 0;
+  // Sends the markers from `via`; returns their data.
+  std::vector<std::string> send(Bus& via) {
+    std::vector<std::string> out;
+    ++round;
+    for (const auto& c : channels) {
+      std::string data = "mark-" + c + "-" + std::to_string(round);
+      REQUIRE(via.publish(c, ev(data)));
+      out.push_back(data);
+    }
+    return out;
+  }
+  // Waits until `inbox` has every one of `marks`; returns everything it received but markers.
+  static std::vector<std::string> until(Inbox& inbox, const std::vector<std::string>& marks) {
+    std::unique_lock<std::mutex> lock(inbox.m);
+    inbox.cv.wait_for(lock, patience, [&] {
+      return std::all_of(marks.begin(), marks.end(), [&](const std::string& m) {
+        return std::any_of(inbox.events.begin(), inbox.events.end(),
+                           [&](const std::string& e) { return e.find("|" + m + "|") != std::string::npos; });
+      });
+    });
+    std::vector<std::string> out;
+    for (const auto& e : inbox.events)
+      if (e.find("|mark-") == std::string::npos) out.push_back(e);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("shard_position_order and redis_shard_of") {
+  using ssepp::shard_position_order;
+  CHECK(shard_position_order("1.2.3", "1.2.3") == 0);
+  CHECK(shard_position_order("1.2.3", "1.3.3") == -1);
+  CHECK(shard_position_order("2.2.3", "1.2.3") == 1);
+  CHECK_FALSE(shard_position_order("2.1.3", "1.2.3"));  // neither before the other
+  CHECK_FALSE(shard_position_order("1.2", "1.2.3"));
+  CHECK_FALSE(shard_position_order("1..3", "1.2.3"));
+  CHECK(shard_position_order("9", "10") == -1);
+  CHECK(ssepp::detail::parse_positions("1.2.3", 3) == std::vector<std::uint64_t>{1, 2, 3});
+  CHECK_FALSE(ssepp::detail::parse_positions("1.2", 3));
+  CHECK_FALSE(ssepp::detail::parse_positions("1.2.3.4", 3));
+  CHECK(ssepp::detail::format_positions({1, 0, 7}) == "1.0.7");
+  // The hash spreads keys and moves only keys to a new shard when one is added.
+  std::vector<int> per(3, 0);
+  int moved_elsewhere = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string key = "ssepp:events:c:channel-" + std::to_string(i);
+    auto three = ssepp::redis_shard_of(key, 3);
+    REQUIRE(three < 3);
+    ++per[three];
+    auto four = ssepp::redis_shard_of(key, 4);
+    if (four != three && four != 3) ++moved_elsewhere;
+  }
+  for (int n : per) CHECK(n > 800);
+  CHECK(moved_elsewhere == 0);
+  CHECK(ssepp::redis_shard_of("anything", 1) == 0);
+}
+
+TEST_CASE("three shards, three nodes: every target kind once on every node holding a recipient; "
+          "a node reads none of a channel no client of it is on", "[threads]") {
+  Shards shards;
+  Node a(shards.options()), b(shards.options()), c(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  c.wait_ready();
+  Marks marks;
+  // Channels on three different shards; a user and pools.
+  const std::string c0 = name_on(0, "chan"), c1 = name_on(1, "chan"), c2 = name_on(2, "chan");
+  auto with_marks = [&](ConnectOptions o) {
+    for (const auto& m : marks.channels) o.channels.push_back(m);
+    return o;
+  };
+  auto [ann, r_ann] = a.connect(with_marks(as("ann", {"p1"}, {c0})));
+  auto [bob, r_bob] = b.connect(with_marks(as("bob", {}, {c1})));
+  auto [bob2, r_bob2] = c.connect(with_marks(as("bob", {"p2"}, {c0})));  // bob on C too
+  auto [cy, r_cy] = c.connect(with_marks(as("cy", {"p1"}, {})));
+  REQUIRE(r_ann);
+  REQUIRE(r_bob);
+  REQUIRE(r_bob2);
+  REQUIRE(r_cy);
+  // `join` through the bus: C now reads c2 as well.
+  REQUIRE(c.bus.join(r_cy->id, c2));
+
+  REQUIRE(a.bus.publish(c0, ev("to-c0")));
+  REQUIRE(a.bus.publish(c1, ev("to-c1")));
+  REQUIRE(a.bus.publish(c2, ev("to-c2")));
+  REQUIRE(a.bus.send(Target::pool("p1"), ev("to-p1")));
+  REQUIRE(a.bus.send(Target::pool("p2"), ev("to-p2")));
+  REQUIRE(a.bus.send_to_user("bob", ev("to-bob")));
+  REQUIRE(a.bus.send_to(r_bob->id, ev("to-bob-on-b")));
+  REQUIRE(b.bus.send_to(r_cy->id, ev("to-cy")));
+  REQUIRE(c.bus.broadcast(ev("to-all")));
+  // A union over three shards: each recipient once.
+  REQUIRE(b.bus.send(Target::channels({c0, c1, c2}) | Target::user("bob") | Target::pool("p1"),
+                     ev("to-union")));
+  auto m = marks.send(a.bus);
+
+  auto got = [&](Inbox& in) { return payloads(Marks::until(in, m)); };
+  auto want = [](std::vector<std::string> data) {
+    for (auto& d : data) d = "message|" + d;
+    std::sort(data.begin(), data.end());
+    return data;
+  };
+  CHECK(got(*ann) == want({"to-c0", "to-p1", "to-all", "to-union"}));
+  CHECK(got(*bob) == want({"to-c1", "to-bob", "to-bob-on-b", "to-all", "to-union"}));
+  CHECK(got(*bob2) == want({"to-c0", "to-p2", "to-bob", "to-all", "to-union"}));
+  CHECK(got(*cy) == want({"to-c2", "to-p1", "to-cy", "to-all", "to-union"}));
+
+  // Ids: one per event per node, the node's position on every shard, increasing.
+  for (const auto& e : cy->now()) CHECK(ssepp::detail::parse_positions(id_of(e), 3));
+
+  // Interest: A has no client on c1 or c2; flooding c1 costs A no entry read.
+  const auto a_before = a.bus.stats().received;
+  const auto b_before = b.bus.stats().received;
+  for (int i = 0; i < 50; ++i) REQUIRE(c.bus.publish(c1, ev("flood-" + std::to_string(i))));
+  auto m2 = marks.send(c.bus);
+  CHECK(data_with(Marks::until(*bob, m2), "flood-").size() == 50);
+  (void)Marks::until(*ann, m2);
+  CHECK(a.bus.stats().received - a_before == 3);  // the three markers only
+  CHECK(b.bus.stats().received - b_before == 53);
+  // A reads its own stream, all, mark x3, user ann, pool p1, c0: not c1, c2, bob, p2.
+  CHECK(a.bus.stats().streams == 8);
+
+  // Once the last client on a channel leaves, the node stops reading it.
+  const auto c_streams = c.bus.stats().streams;
+  REQUIRE(c.bus.leave(r_cy->id, c2));
+  CHECK(eventually([&] { return c.bus.stats().streams == c_streams - 1; }));
+  const auto c_before = c.bus.stats().received;
+  for (int i = 0; i < 20; ++i) REQUIRE(a.bus.publish(c2, ev("unread-" + std::to_string(i))));
+  auto m3 = marks.send(a.bus);
+  CHECK(data_with(Marks::until(*cy, m3), "unread-").empty());
+  CHECK(c.bus.stats().received - c_before == 3);
+}
+
+namespace {
+
+// A sequence of per-stream events seen by a client across its two connections: per prefix the
+// data must be exactly prefix0, prefix1, ... (none missing, none twice, in order).
+void check_exact(const std::vector<std::string>& before, const std::vector<std::string>& after,
+                 const std::string& prefix, int sent) {
+  std::vector<std::string> seen = data_with(before, prefix);
+  auto more = data_with(after, prefix);
+  seen.insert(seen.end(), more.begin(), more.end());
+  std::vector<std::string> want;
+  for (int i = 0; i < sent; ++i) want.push_back(prefix + std::to_string(i));
+  CHECK(seen == want);
+}
+
+}  // namespace
+
+TEST_CASE("three shards: resume on another node, exact per channel while a second channel floods",
+          "[threads]") {
+  Shards shards;
+  Node a(shards.options()), b(shards.options()), sender(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  sender.wait_ready();
+  Marks marks;
+  const std::string quiet = name_on(0, "quiet"), busy = name_on(1, "busy");
+  ConnectOptions o = as("", {}, {quiet, busy});
+  for (const auto& m : marks.channels) o.channels.push_back(m);
+  auto [first, r1] = a.connect(o);
+  REQUIRE(r1);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> flooded{0};
+  std::thread flood([&] {
+    while (!stop.load()) {
+      if (sender.bus.publish(busy, ev("b" + std::to_string(flooded.load())))) ++flooded;
+    }
+  });
+  int quiet_sent = 0;
+  auto send_quiet = [&](int n) {
+    for (int i = 0; i < n; ++i)
+      if (sender.bus.publish(quiet, ev("q" + std::to_string(quiet_sent)))) ++quiet_sent;
+  };
+  send_quiet(3);
+  REQUIRE(eventually([&] { return data_with(first->now(), "q").size() == 3; }));
+  REQUIRE(eventually([&] { return data_with(first->now(), "b").size() >= 20; }));
+  (void)a.hub.disconnect(r1->id);
+  const auto before = first->now();
+  send_quiet(2);  // missed on the quiet channel while the busy one floods on
+  REQUIRE(eventually([&] { return flooded.load() >= static_cast<int>(before.size()) + 50; }));
+
+  o.last_event_id = id_of(before.back());
+  auto [again, r2] = b.connect(o);
+  REQUIRE(r2);
+  CHECK(r2->replay == Replay::found);
+  send_quiet(2);
+  REQUIRE(eventually([&] { return data_with(again->now(), "b").size() >= 50; }));
+  stop = true;
+  flood.join();
+  auto m = marks.send(sender.bus);
+  const auto after = Marks::until(*again, m);
+  check_exact(before, after, "q", quiet_sent);
+  check_exact(before, after, "b", flooded.load());
+  CHECK(b.bus.stats().redis_replays == 1);
+}
+
+TEST_CASE("three shards: a client in a user, a pool and two channels resumes exactly elsewhere",
+          "[threads]") {
+  Shards shards;
+  Node a(shards.options()), b(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  Marks marks;
+  const std::string user = name_on(2, "user", Target::Kind::user);
+  const std::string pool = name_on(1, "pool", Target::Kind::pool);
+  const std::string ch0 = name_on(0, "ch"), ch1 = name_on(1, "ch");
+  ConnectOptions o = as(user, {pool}, {ch0, ch1});
+  for (const auto& m : marks.channels) o.channels.push_back(m);
+  auto [first, r1] = a.connect(o);
+  REQUIRE(r1);
+  // Each kind numbered on its own; unions too. Others' events interleave (not for the client).
+  std::map<std::string, int> sent;
+  auto send = [&](const Target& t, const std::string& prefix) {
+    REQUIRE(b.bus.send(t, ev(prefix + std::to_string(sent[prefix]))));
+    ++sent[prefix];
+  };
+  auto round = [&] {
+    send(Target::user(user), "u");
+    send(Target::pool(pool), "p");
+    send(Target::channel(ch0), "x");
+    send(Target::channel(ch1), "y");
+    send(Target::channel(ch0) | Target::user(user) | Target::pool(pool), "z");  // three shards
+    send(Target::channel(name_on(2, "other")), "n");  // nobody's
+  };
+  for (int i = 0; i < 5; ++i) round();
+  auto m = marks.send(b.bus);
+  const auto before = Marks::until(*first, m);
+  (void)a.hub.disconnect(r1->id);
+  for (int i = 0; i < 7; ++i) round();
+  o.last_event_id = id_of(first->now().back());  // a marker's
+  auto [again, r2] = b.connect(o);
+  REQUIRE(r2);
+  CHECK(r2->replay == Replay::found);
+  CHECK(r2->replayed == 7 * 5);
+  for (int i = 0; i < 3; ++i) round();
+  auto m2 = marks.send(a.bus);
+  const auto after = Marks::until(*again, m2);
+  for (const char* k : {"u", "p", "x", "y", "z"}) check_exact(before, after, k, sent[k]);
+  CHECK(data_with(after, "n").empty());
+
+  SECTION("replay_limit applies per stream: a quiet stream resumes beside a busy one") {
+    ssepp::RedisOptions limited = shards.options();
+    limited.replay_limit = 10;
+    Node c(limited);
+    c.wait_ready();
+    auto [watcher, rw] = c.connect(as("", {}, {ch0, ch1}));  // C reads both channels
+    REQUIRE(rw);
+    // 12 more on ch1 (past the limit), 1 on ch0: too old for a client of ch1.
+    const auto at = id_of(again->now().back());
+    (void)b.hub.disconnect(r2->id);
+    for (int i = 0; i < 12; ++i) send(Target::channel(ch1), "y");
+    send(Target::channel(ch0), "x");
+    REQUIRE(eventually([&] { return watcher->now().size() == 13; }));
+    ConnectOptions busy_one = o;
+    busy_one.last_event_id = at;
+    auto [x, rx] = c.connect(busy_one);
+    REQUIRE(rx);
+    CHECK(rx->replay == Replay::too_old);
+    ConnectOptions quiet_one = as(user, {pool}, {ch0});
+    quiet_one.last_event_id = at;
+    auto [q, rq] = c.connect(quiet_one);
+    REQUIRE(rq);
+    CHECK(rq->replay == Replay::found);
+    CHECK(rq->replayed == 1);
+    CHECK(data_with(q->now(), "x") == std::vector<std::string>{"x" + std::to_string(sent["x"] - 1)});
+  }
+}
+
+TEST_CASE("three shards: a shard killed and restarted; sends to it fail, the others go on, "
+          "and it catches up", "[threads]") {
+  Shards shards(3, /*durable=*/true);
+  Node a(shards.options()), b(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  const std::string up = name_on(0, "up"), down = name_on(1, "down");
+  auto [client, r] = b.connect(as("", {}, {up, down}));
+  REQUIRE(r);
+  REQUIRE(a.bus.publish(up, ev("u0")));
+  REQUIRE(a.bus.publish(down, ev("d0")));
+  REQUIRE(eventually([&] { return client->now().size() == 2; }));
+
+  shards.servers[1]->kill();
+  auto failed = a.bus.publish(down, ev("lost"));
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error() == ssepp::errc::bus_unavailable);
+  REQUIRE(a.bus.publish(up, ev("u1")));  // the other shards go on
+  REQUIRE(eventually([&] { return data_with(client->now(), "u").size() == 2; }));
+  CHECK(eventually([&] { return !b.bus.stats().connected; }));
+  CHECK(b.bus.stats().shards_connected == 2);
+
+  shards.servers[1]->start();
+  // Sends succeed again once the sender reconnects (at most one attempt per retry_min).
+  REQUIRE(eventually([&] { return a.bus.publish(down, ev("d1")).has_value(); }));
+  REQUIRE(a.bus.publish(down, ev("d2")));
+  REQUIRE(a.bus.publish(up, ev("u2")));
+  REQUIRE(eventually([&] { return data_with(client->now(), "d").size() >= 3; }));
+  REQUIRE(eventually([&] { return data_with(client->now(), "u").size() >= 3; }));
+  CHECK(data_with(client->now(), "d") == std::vector<std::string>{"d0", "d1", "d2"});
+  CHECK(data_with(client->now(), "u") == std::vector<std::string>{"u0", "u1", "u2"});
+  CHECK(b.bus.stats().connected);
+  CHECK(b.bus.stats().reconnects >= 1);
+}
+
+TEST_CASE("sharded throughput (not a check: prints figures)", "[.][bench]") {
+  for (std::size_t n : {std::size_t{1}, std::size_t{3}}) {
+    Shards shards(n);
+    ssepp::RedisOptions o = shards.options();
+    Node a(o), idle(o);
+    a.wait_ready();
+    idle.wait_ready();
+    std::vector<std::string> names;
+    for (int i = 0; i < 30; ++i) names.push_back("bench" + std::to_string(i));
+    const int per_thread = 4000, threads = 8;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i)
+          (void)a.bus.publish(names[static_cast<std::size_t>(i + t) % names.size()], ev("x"));
+      });
+    for (auto& t : ts) t.join();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("%zu shard(s): %.0f sends/s from 8 threads; an idle node read %llu entries\n", n,
+                threads * per_thread / secs,
+                static_cast<unsigned long long>(idle.bus.stats().received));
+  }
+}

@@ -97,15 +97,15 @@ namespace detail {
 inline std::optional<std::vector<std::uint64_t>> parse_positions(std::string_view id,
                                                                  std::size_t shards) {
   std::vector<std::uint64_t> out;
-  while (out.size() < shards) {
+  while (true) {
     auto dot = id.find('.');
     auto v = parse_u64(id.substr(0, dot));
-    if (!v) return std::nullopt;
+    if (!v || out.size() == shards) return std::nullopt;
     out.push_back(*v);
     if (dot == std::string_view::npos) break;
     id.remove_prefix(dot + 1);
   }
-  if (out.size() != shards || id.find('.') != std::string_view::npos) return std::nullopt;
+  if (out.size() != shards) return std::nullopt;
   return out;
 }
 
