@@ -121,7 +121,7 @@ App::App(Options opts)
         b.heartbeat = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.heartbeat);
 #if SSEPP_DEMO_REDIS
         if (opts_.redis_host) {
-          b.id_order = ssepp::stream_id_order;                  // ids are Redis entry ids
+          b.id_order = ssepp::shard_position_order;             // ids: positions per shard
           b.first_client_id = ssepp::cluster_client_id_base();  // unique in the cluster
         }
 #endif
@@ -314,7 +314,14 @@ Response App::change_subscription(const Request& req, bool join) {
         std::find(info->channels.begin(), info->channels.end(), *channel) == info->channels.end())
       return error(400, "too many channels on this stream");
   }
+#if SSEPP_DEMO_REDIS
+  // Through the bus, so that this node reads the channel's stream while a client is on it.
+  std::error_code ec = (bus_ ? (join ? bus_->join(id, *channel) : bus_->leave(id, *channel))
+                             : (join ? hub_.join(id, *channel) : hub_.leave(id, *channel)))
+                           .error();
+#else
   std::error_code ec = (join ? hub_.join(id, *channel) : hub_.leave(id, *channel)).error();
+#endif
   if (ec == ssepp::errc::join_refused) return error(403, "channel " + *channel + " is not yours");
   if (ec == ssepp::errc::unknown_client) return error(404, "no such client in this session");
   if (ec) return error(400, ec.message());
