@@ -1315,10 +1315,16 @@ TEST_CASE("three shards, three nodes: every target kind once on every node holdi
     for (const auto& m : marks.channels) o.channels.push_back(m);
     return o;
   };
-  auto [ann, r_ann] = a.connect(with_marks(as("ann", {"p1"}, {c0})));
-  auto [bob, r_bob] = b.connect(with_marks(as("bob", {}, {c1})));
+  auto ann_r_ann = a.connect(with_marks(as("ann", {"p1"}, {c0})));
+  auto ann = ann_r_ann.first;
+  auto& r_ann = ann_r_ann.second;
+  auto bob_r_bob = b.connect(with_marks(as("bob", {}, {c1})));
+  auto bob = bob_r_bob.first;
+  auto& r_bob = bob_r_bob.second;
   auto [bob2, r_bob2] = c.connect(with_marks(as("bob", {"p2"}, {c0})));  // bob on C too
-  auto [cy, r_cy] = c.connect(with_marks(as("cy", {"p1"}, {})));
+  auto cy_r_cy = c.connect(with_marks(as("cy", {"p1"}, {})));
+  auto cy = cy_r_cy.first;
+  auto& r_cy = cy_r_cy.second;
   REQUIRE(r_ann);
   REQUIRE(r_bob);
   REQUIRE(r_bob2);
@@ -1404,7 +1410,9 @@ TEST_CASE("three shards: resume on another node, exact per channel while a secon
   const std::string quiet = name_on(0, "quiet"), busy = name_on(1, "busy");
   ConnectOptions o = as("", {}, {quiet, busy});
   for (const auto& m : marks.channels) o.channels.push_back(m);
-  auto [first, r1] = a.connect(o);
+  auto first_r1 = a.connect(o);
+  auto first = first_r1.first;
+  auto& r1 = first_r1.second;
   REQUIRE(r1);
 
   std::atomic<bool> stop{false};
@@ -1428,7 +1436,9 @@ TEST_CASE("three shards: resume on another node, exact per channel while a secon
   REQUIRE(eventually([&] { return flooded.load() >= static_cast<int>(before.size()) + 50; }));
 
   o.last_event_id = id_of(before.back());
-  auto [again, r2] = b.connect(o);
+  auto again_r2 = b.connect(o);
+  auto again = again_r2.first;
+  auto& r2 = again_r2.second;
   REQUIRE(r2);
   CHECK(r2->replay == Replay::found);
   send_quiet(2);
@@ -1454,7 +1464,9 @@ TEST_CASE("three shards: a client in a user, a pool and two channels resumes exa
   const std::string ch0 = name_on(0, "ch"), ch1 = name_on(1, "ch");
   ConnectOptions o = as(user, {pool}, {ch0, ch1});
   for (const auto& m : marks.channels) o.channels.push_back(m);
-  auto [first, r1] = a.connect(o);
+  auto first_r1 = a.connect(o);
+  auto first = first_r1.first;
+  auto& r1 = first_r1.second;
   REQUIRE(r1);
   // Each kind numbered on its own; unions too. Others' events interleave (not for the client).
   std::map<std::string, int> sent;
@@ -1476,7 +1488,9 @@ TEST_CASE("three shards: a client in a user, a pool and two channels resumes exa
   (void)a.hub.disconnect(r1->id);
   for (int i = 0; i < 7; ++i) round();
   o.last_event_id = id_of(first->now().back());  // a marker's
-  auto [again, r2] = b.connect(o);
+  auto again_r2 = b.connect(o);
+  auto again = again_r2.first;
+  auto& r2 = again_r2.second;
   REQUIRE(r2);
   CHECK(r2->replay == Replay::found);
   CHECK(r2->replayed == 7 * 5);
@@ -1491,7 +1505,9 @@ TEST_CASE("three shards: a client in a user, a pool and two channels resumes exa
     limited.replay_limit = 10;
     Node c(limited);
     c.wait_ready();
-    auto [watcher, rw] = c.connect(as("", {}, {ch0, ch1}));  // C reads both channels
+    auto watched = c.connect(as("", {}, {ch0, ch1}));  // C reads both channels
+    auto watcher = watched.first;
+    auto& rw = watched.second;
     REQUIRE(rw);
     // 12 more on ch1 (past the limit), 1 on ch0: too old for a client of ch1.
     const auto at = id_of(again->now().back());
@@ -1501,12 +1517,16 @@ TEST_CASE("three shards: a client in a user, a pool and two channels resumes exa
     REQUIRE(eventually([&] { return watcher->now().size() == 13; }));
     ConnectOptions busy_one = o;
     busy_one.last_event_id = at;
-    auto [x, rx] = c.connect(busy_one);
+    auto x_rx = c.connect(busy_one);
+    auto x = x_rx.first;
+    auto& rx = x_rx.second;
     REQUIRE(rx);
     CHECK(rx->replay == Replay::too_old);
     ConnectOptions quiet_one = as(user, {pool}, {ch0});
     quiet_one.last_event_id = at;
-    auto [q, rq] = c.connect(quiet_one);
+    auto q_rq = c.connect(quiet_one);
+    auto q = q_rq.first;
+    auto& rq = q_rq.second;
     REQUIRE(rq);
     CHECK(rq->replay == Replay::found);
     CHECK(rq->replayed == 1);
@@ -1521,7 +1541,9 @@ TEST_CASE("three shards: a shard killed and restarted; sends to it fail, the oth
   a.wait_ready();
   b.wait_ready();
   const std::string up = name_on(0, "up"), down = name_on(1, "down");
-  auto [client, r] = b.connect(as("", {}, {up, down}));
+  auto client_r = b.connect(as("", {}, {up, down}));
+  auto client = client_r.first;
+  auto& r = client_r.second;
   REQUIRE(r);
   REQUIRE(a.bus.publish(up, ev("u0")));
   REQUIRE(a.bus.publish(down, ev("d0")));
