@@ -1575,13 +1575,19 @@ TEST_CASE("sharded throughput (not a check: prints figures)", "[.][bench]") {
   for (std::size_t n : {std::size_t{1}, std::size_t{3}}) {
     Shards shards(n);
     ssepp::RedisOptions o = shards.options();
-    Node a(o), idle(o);
+    Node a(o), idle(o), one(o), every(o);
     a.wait_ready();
     idle.wait_ready();
+    one.wait_ready();
+    every.wait_ready();
     std::vector<std::string> names;
     for (int i = 0; i < 30; ++i) names.push_back("bench" + std::to_string(i));
+    auto on_one = one.connect(as("", {}, {names[0]}));
+    auto on_every = every.connect(as("", {}, names));
+    REQUIRE(on_one.second);
+    REQUIRE(on_every.second);
     const int per_thread = 4000, threads = 8;
-    const auto t0 = std::chrono::steady_clock::now();
+    auto t0 = std::chrono::steady_clock::now();
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t)
       ts.emplace_back([&, t] {
@@ -1589,9 +1595,26 @@ TEST_CASE("sharded throughput (not a check: prints figures)", "[.][bench]") {
           (void)a.bus.publish(names[static_cast<std::size_t>(i + t) % names.size()], ev("x"));
       });
     for (auto& t : ts) t.join();
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("%zu shard(s): %.0f sends/s from 8 threads; an idle node read %llu entries\n", n,
-                threads * per_thread / secs,
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double threaded = threads * per_thread / secs;
+    // One thread, send_many: 32000 events in batches of 1000.
+    t0 = std::chrono::steady_clock::now();
+    for (int b = 0; b < 32; ++b) {
+      std::vector<std::pair<Target, Event>> items;
+      for (int i = 0; i < 1000; ++i)
+        items.emplace_back(Target::channel(names[static_cast<std::size_t>(i) % names.size()]), ev("y"));
+      (void)a.bus.send_many(std::move(items));
+    }
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double many = 32000 / secs;
+    const std::size_t total = 64000;
+    (void)on_every.first->wait_for(total);
+    std::printf("%zu shard(s): %.0f sends/s from 8 threads, %.0f sends/s from one thread "
+                "(send_many); of %zu entries, read: %llu by the node with a client on all 30 "
+                "channels, %llu by the node with one on 1 channel, %llu by the node with none\n",
+                n, threaded, many, total,
+                static_cast<unsigned long long>(every.bus.stats().received),
+                static_cast<unsigned long long>(one.bus.stats().received),
                 static_cast<unsigned long long>(idle.bus.stats().received));
   }
 }
