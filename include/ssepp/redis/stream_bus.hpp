@@ -617,6 +617,10 @@ class RedisStreamBus {
     for (std::size_t s = 0; s < shards_.size(); ++s) {
       if (from[s] >= upto[s]) continue;
       std::vector<std::string> keys = keys_on(wants, s);
+      if (keys.empty()) {  // nothing of this client's on that shard
+        at[s] = upto[s];
+        continue;
+      }
       std::vector<detail::RedisReplyPtr> ranges;
       std::optional<Replay> verdict;
       std::string error;
