@@ -1571,6 +1571,49 @@ TEST_CASE("three shards: a shard killed and restarted; sends to it fail, the oth
   CHECK(b.bus.stats().reconnects >= 1);
 }
 
+TEST_CASE("three shards: a shard that loses its history starts a new epoch; old ids resume "
+          "as unknown, nodes read the new history", "[threads]") {
+  Shards shards(3, /*durable=*/false);  // a killed shard comes back empty
+  Node a(shards.options()), b(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  // The lost shard is not the one of `all` (which every client reads).
+  const std::size_t all_at = ssepp::redis_shard_of(ssepp::detail::all_stream_key("ssepp:events"), 3);
+  const std::size_t lost_at = (all_at + 1) % 3;
+  const std::string lost = name_on(lost_at, "lost"), kept = name_on(all_at, "kept");
+  auto first_c = b.connect(as("", {}, {lost, kept}));
+  auto first = first_c.first;
+  REQUIRE(first_c.second);
+  REQUIRE(a.bus.publish(lost, ev("l0")));
+  REQUIRE(a.bus.publish(kept, ev("k0")));
+  REQUIRE(eventually([&] { return first->now().size() == 2; }));
+  const std::string old_id = id_of(first->now().back());
+
+  shards.servers[lost_at]->kill();
+  shards.servers[lost_at]->start();
+  REQUIRE(eventually([&] { return a.bus.publish(lost, ev("l1")).has_value(); }));
+  REQUIRE(a.bus.publish(kept, ev("k1")));
+  // B reads the new history from its old position: the new counters are above it.
+  REQUIRE(eventually([&] { return data_with(first->now(), "l").size() == 2; }));
+  REQUIRE(eventually([&] { return data_with(first->now(), "k").size() == 2; }));
+  CHECK(data_with(first->now(), "l") == std::vector<std::string>{"l0", "l1"});
+  CHECK(b.bus.stats().malformed == 0);
+
+  // An id from before the loss: unknown for a client of the lost shard's channel...
+  ConnectOptions o = as("", {}, {lost});
+  o.last_event_id = old_id;
+  auto again = a.connect(o);
+  REQUIRE(again.second);
+  CHECK(again.second->replay == Replay::unknown);
+  // ...while a client of the kept shard's channel only resumes exactly.
+  ConnectOptions k = as("", {}, {kept});
+  k.last_event_id = old_id;
+  auto kept_again = a.connect(k);
+  REQUIRE(kept_again.second);
+  CHECK(kept_again.second->replay == Replay::found);
+  CHECK(data_with(kept_again.first->now(), "k") == std::vector<std::string>{"k1"});
+}
+
 TEST_CASE("sharded throughput (not a check: prints figures)", "[.][bench]") {
   for (std::size_t n : {std::size_t{1}, std::size_t{3}}) {
     Shards shards(n);

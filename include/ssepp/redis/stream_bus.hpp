@@ -615,10 +615,16 @@ class RedisStreamBus {
     std::vector<std::uint64_t> at = from;  // the id of what the client has so far
     std::vector<Frame> frames;
     for (std::size_t s = 0; s < shards_.size(); ++s) {
-      if (from[s] >= upto[s]) continue;
       std::vector<std::string> keys = keys_on(wants, s);
       if (keys.empty()) {  // nothing of this client's on that shard
-        at[s] = upto[s];
+        at[s] = std::max(from[s], upto[s]);
+        continue;
+      }
+      if (from[s] >= upto[s]) {  // nothing to replay; an id of a lost history is still unknown
+        if (!same_history(s, from[s])) {
+          r.replay = Replay::unknown;
+          return;
+        }
         continue;
       }
       std::vector<detail::RedisReplyPtr> ranges;
@@ -670,6 +676,23 @@ class RedisStreamBus {
     r.replay = Replay::found;
     r.replayed = sent;
     ++redis_replays_;
+  }
+
+  // Whether position `from` on shard `s` belongs to the shard's current history (asked of
+  // Redis; false when it cannot be asked).
+  bool same_history(std::size_t s, std::uint64_t from) {
+    if (from == 0) return true;
+    std::optional<std::uint64_t> epoch;
+    std::string error;
+    const bool asked = shards_[s]->pipe.exclusive(
+        [&](detail::RedisConnection& c, std::string& err) {
+          auto e = c.command({"GET", epoch_key_}, err);
+          if (!e) return false;
+          epoch = detail::parse_u64(detail::reply_text(e.get()));
+          return true;
+        },
+        error);
+    return asked && epoch && from >= *epoch;
   }
 
   // The replay's Redis side on one shard: the epoch (an id of an earlier history is unknown),
