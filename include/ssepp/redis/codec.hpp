@@ -27,9 +27,8 @@ SSEPP_BEGIN_NAMESPACE
 
 /// How Redis stream entry ids compare ("1700000000000-0", or "1700000000000" meaning "-0"): by
 /// (milliseconds, sequence), negative, zero or positive like `a <=> b`; `std::nullopt` when either
-/// is not a stream id. The `IdOrder` of a broadcaster fed by a `RedisStreamBus`
-/// (`BroadcasterOptions::id_order`), so that a Last-Event-ID older than its history is told
-/// "too old" rather than "unknown".
+/// is not a stream id. Kept for code that orders Redis entry ids; a sharded `RedisStreamBus`'s
+/// event ids compare with `shard_position_order`.
 inline std::optional<int> stream_id_order(std::string_view a, std::string_view b) noexcept {
   auto parse = [](std::string_view s) -> std::optional<std::pair<std::uint64_t, std::uint64_t>> {
     auto dash = s.find('-');
