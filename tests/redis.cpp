@@ -1614,6 +1614,42 @@ TEST_CASE("three shards: a shard that loses its history starts a new epoch; old 
   CHECK(data_with(kept_again.first->now(), "k") == std::vector<std::string>{"k1"});
 }
 
+TEST_CASE("a stream trimmed past a client's position (max_len): its resume is too old") {
+  testing_redis::RedisServer redis(/*durable=*/false);
+  ssepp::RedisOptions o = redis_at(redis.port());
+  o.max_len = 10;  // MAXLEN ~ 10: Redis trims whole stream nodes (100 entries each)
+  o.replay_limit = 100000;
+  Node a(o), b(o);
+  a.wait_ready();
+  b.wait_ready();
+  auto watch = b.connect(as("", {}, {"trimmed", "quiet"}));
+  auto watcher = watch.first;
+  REQUIRE(watch.second);
+  REQUIRE(a.bus.publish("trimmed", ev("t0")));
+  REQUIRE(a.bus.publish("quiet", ev("q0")));
+  REQUIRE(eventually([&] { return watcher->now().size() == 2; }));
+  const std::string early = id_of(watcher->now().back());
+  std::vector<std::pair<Target, Event>> many;
+  for (int i = 1; i <= 400; ++i) many.emplace_back(Target::channel("trimmed"), ev("t" + std::to_string(i)));
+  for (const auto& r : a.bus.send_many(std::move(many))) REQUIRE(r);
+  REQUIRE(a.bus.publish("quiet", ev("q1")));
+  // (The watcher may miss entries trimmed before its reader got to them: max_len is tiny.)
+  REQUIRE(eventually([&] { return data_with(watcher->now(), "q").size() == 2; }));
+  ConnectOptions both = as("", {}, {"trimmed", "quiet"});
+  both.last_event_id = early;
+  auto r = a.connect(both);
+  REQUIRE(r.second);
+  CHECK(r.second->replay == Replay::too_old);
+  CHECK(r.first->now().empty());
+  // The quiet stream was not trimmed: a client of it alone resumes exactly.
+  ConnectOptions quiet = as("", {}, {"quiet"});
+  quiet.last_event_id = early;
+  auto q = a.connect(quiet);
+  REQUIRE(q.second);
+  CHECK(q.second->replay == Replay::found);
+  CHECK(data_with(q.first->now(), "q") == std::vector<std::string>{"q1"});
+}
+
 TEST_CASE("sharded throughput (not a check: prints figures)", "[.][bench]") {
   for (std::size_t n : {std::size_t{1}, std::size_t{3}}) {
     Shards shards(n);

@@ -732,11 +732,13 @@ class RedisStreamBus {
     return true;
   }
 
-  // Whether XINFO STREAM says entries after `from` were deleted (trimmed): its
-  // max-deleted-entry-id (Redis 7), or else a first entry after `from` in a stream at max_len.
+  // Whether XINFO STREAM says entries after `from` may be gone: one deleted after it
+  // (max-deleted-entry-id), or entries removed (trimmed: entries-added above length; before
+  // Redis 7, a stream at max_len) while its first remaining one is after `from`.
   bool trimmed_past(const redisReply* info, std::uint64_t from) const {
     if (!info || info->type != REDIS_REPLY_ARRAY) return false;
     std::optional<std::uint64_t> deleted, first;
+    std::optional<long long> added;
     long long length = 0;
     for (std::size_t i = 0; i + 1 < info->elements; i += 2) {
       auto key = detail::reply_text(info->element[i]);
@@ -746,12 +748,16 @@ class RedisStreamBus {
         deleted = detail::parse_u64(text.substr(0, text.find('-')));
       } else if (key == "length" && v && v->type == REDIS_REPLY_INTEGER) {
         length = v->integer;
+      } else if (key == "entries-added" && v && v->type == REDIS_REPLY_INTEGER) {
+        added = v->integer;
       } else if (key == "first-entry" && v && v->type == REDIS_REPLY_ARRAY && v->elements > 0) {
         first = detail::entry_counter(detail::reply_text(v->element[0]));
       }
     }
-    if (deleted) return *deleted > from;
-    return first && *first > from && static_cast<std::size_t>(length) >= options_.max_len;
+    if (deleted && *deleted > from) return true;
+    const bool removed = added ? *added > length
+                               : static_cast<std::size_t>(length) >= options_.max_len;
+    return removed && first && *first > from;
   }
 
   // One entry read: its counter, the stream it came from, and the reply holding it.
