@@ -371,6 +371,7 @@ class RedisStreamBus {
     // The reader's alone (and read under state_mutex_ by the reader only):
     std::map<std::string, std::string> cursors;  // stream key -> last entry id read
     std::chrono::steady_clock::time_point pruned{};
+    bool delivered_any = false;
   };
 
   // A stream some local client needs (or will need once its connect or join is done).
@@ -823,9 +824,10 @@ class RedisStreamBus {
     return true;
   }
 
-  // Takes the interests of shard `i` into its cursors (new ones from the node's position), drops
-  // what no local client needs any more (at most once a second), and acknowledges.
-  void sync(std::size_t i) {
+  // Takes the interests of shard `i`: returns the keys it does not read yet (and the generation
+  // seen, acknowledged once they are started); drops what no local client needs any more (at
+  // most once a second).
+  std::vector<std::string> sync(std::size_t i, std::uint64_t& generation) {
     Shard& sh = *shards_[i];
     const auto now = std::chrono::steady_clock::now();
     const bool prune = now - sh.pruned >= std::min<std::chrono::milliseconds>(
@@ -837,12 +839,12 @@ class RedisStreamBus {
       std::uint64_t touched;
     };
     std::vector<Candidate> candidates;
+    std::vector<std::string> fresh;
     {
       std::lock_guard<std::mutex> lock(state_mutex_);
       for (auto& [key, in] : interest_) {
         if (in.shard != i) continue;
-        if (sh.cursors.find(key) == sh.cursors.end())
-          sh.cursors.emplace(key, std::to_string(positions_[i]) + "-0");
+        if (sh.cursors.find(key) == sh.cursors.end()) fresh.push_back(key);
         if (prune && !in.permanent && in.pins == 0)
           candidates.push_back(Candidate{key, in.selector, in.all, in.touched});
       }
@@ -850,11 +852,10 @@ class RedisStreamBus {
         if (interest_.find(it->first) == interest_.end()) it = sh.cursors.erase(it);
         else ++it;
       }
-      sh.acked = generation_;
+      generation = generation_;
       sh.streams = sh.cursors.size();
     }
-    progress_cv_.notify_all();
-    if (!prune) return;
+    if (!prune) return fresh;
     sh.pruned = now;
     for (const Candidate& c : candidates) {
       const bool needed = c.all ? local_.size() > 0 : local_.has_members(c.selector);
@@ -866,32 +867,60 @@ class RedisStreamBus {
       sh.cursors.erase(c.key);
       sh.streams = sh.cursors.size();
     }
+    return fresh;
   }
 
-  // A reader's step on shard `i`: one XREAD of its streams, and the delivery of what came, in
-  // counter order across the streams (each entry once).
-  bool read(std::size_t i, detail::RedisConnection& c, std::string& error) {
+  // Starts reading `fresh` streams on shard `i` from the shard's current counter: the streams
+  // read so far are drained up to it, atomically with reading it (MULTI: XREAD, GET), and the
+  // node's position moves there. (From the node's own position instead, a node that had read
+  // nothing on that shard for a while would hand its new clients that while's old entries.)
+  bool start_streams(std::size_t i, detail::RedisConnection& c,
+                     const std::vector<std::string>& fresh, std::string& error) {
     Shard& sh = *shards_[i];
-    sync(i);
-    std::vector<std::string> keys, ids;
-    for (const auto& [k, id] : sh.cursors) {
-      keys.push_back(k);
-      ids.push_back(id);
+    std::uint64_t at = 0;
+    for (int round = 0;; ++round) {
+      std::vector<std::string> keys, ids;
+      for (const auto& [k, id] : sh.cursors) {
+        keys.push_back(k);
+        ids.push_back(id);
+      }
+      const std::string count = std::to_string(options_.read_count);
+      std::vector<std::string_view> xread = {"XREAD", "COUNT", count, "STREAMS"};
+      for (const auto& k : keys) xread.push_back(k);
+      for (const auto& id : ids) xread.push_back(id);
+      if (!c.command({"MULTI"}, error)) return false;
+      if ((!keys.empty() && !c.command_argv(xread, error)) ||
+          !c.command({"GET", counter_key_}, error)) {
+        std::string ignored;
+        if (c.connected()) (void)c.command({"DISCARD"}, ignored);
+        return false;
+      }
+      auto done = c.command({"EXEC"}, error);
+      if (!done) return false;
+      if (done->type != REDIS_REPLY_ARRAY || done->elements != (keys.empty() ? 1u : 2u)) {
+        error = "unexpected reply to EXEC";
+        return false;
+      }
+      const redisReply* counter = done->element[done->elements - 1];
+      const bool complete = keys.empty() || take(i, done->element[0]);
+      if (complete || round >= 100) {  // (a flood that never lets go: start where it is)
+        at = detail::parse_u64(detail::reply_text(counter)).value_or(0);
+        break;
+      }
     }
-    if (keys.empty()) {  // nothing to read here now: wait for an interest (or stop)
-      keys.push_back(idle_key_);
-      ids.push_back("$");
-    }
-    const std::string block = std::to_string(options_.block.count());
-    const std::string count = std::to_string(options_.read_count);
-    std::vector<std::string_view> args = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS"};
-    for (const auto& k : keys) args.push_back(k);
-    for (const auto& id : ids) args.push_back(id);
-    auto reply = c.command_argv(args, error);
-    if (!reply) return false;
-    if (reply->type != REDIS_REPLY_ARRAY) return true;  // timed out, or woken
-    // Entries up to `limit` are complete on every stream: one that returned a full COUNT may
-    // have more after its last, which other streams' later entries must not overtake.
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    if (at > positions_[i]) positions_[i] = at;
+    for (const auto& k : fresh) sh.cursors.emplace(k, std::to_string(positions_[i]) + "-0");
+    sh.streams = sh.cursors.size();
+    return true;
+  }
+
+  // Delivers the entries of an XREAD reply on shard `i` in counter order across its streams
+  // (each entry once) and moves the cursors. False when a stream returned a full COUNT: entries
+  // after the smallest such last one wait for the next read (nothing may overtake them).
+  bool take(std::size_t i, const redisReply* reply) {
+    Shard& sh = *shards_[i];
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) return true;  // nothing new
     std::uint64_t limit = UINT64_MAX;
     std::vector<Item> items;
     std::vector<std::string> names;
@@ -908,21 +937,52 @@ class RedisStreamBus {
     sort_items(items);
     std::vector<std::string> last(names.size());
     std::uint64_t previous = 0;
-    bool any = false;
     for (const Item& item : items) {
       if (item.counter > limit) break;
       last[item.stream] = std::string(detail::reply_text(item.entry->element[0]));
       if (item.ours && item.counter == previous) continue;  // the same entry on another stream
       previous = item.counter;
       deliver(i, item);
-      any = true;
+      sh.delivered_any = true;
     }
     for (std::size_t s = 0; s < names.size(); ++s) {
       if (last[s].empty()) continue;
       auto it = sh.cursors.find(names[s]);
       if (it != sh.cursors.end()) it->second = std::move(last[s]);
     }
-    if (any && sh.epoch == 0) {  // the shard's history began after this node started
+    return limit == UINT64_MAX;
+  }
+
+  // A reader's step on shard `i`: the interests taken, then one blocking XREAD of its streams
+  // and the delivery of what came.
+  bool read(std::size_t i, detail::RedisConnection& c, std::string& error) {
+    Shard& sh = *shards_[i];
+    std::uint64_t generation = 0;
+    std::vector<std::string> fresh = sync(i, generation);
+    if (!fresh.empty() && !start_streams(i, c, fresh, error)) return false;
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      sh.acked = generation;
+    }
+    progress_cv_.notify_all();
+    std::vector<std::string> keys, ids;
+    for (const auto& [k, id] : sh.cursors) {
+      keys.push_back(k);
+      ids.push_back(id);
+    }
+    if (keys.empty()) {  // nothing to read here now: wait for an interest (or stop)
+      keys.push_back(idle_key_);
+      ids.push_back("$");
+    }
+    const std::string block = std::to_string(options_.block.count());
+    const std::string count = std::to_string(options_.read_count);
+    std::vector<std::string_view> args = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS"};
+    for (const auto& k : keys) args.push_back(k);
+    for (const auto& id : ids) args.push_back(id);
+    auto reply = c.command_argv(args, error);
+    if (!reply) return false;
+    (void)take(i, reply.get());
+    if (sh.delivered_any && sh.epoch == 0) {  // the shard's history began after this node started
       auto epoch = c.command({"GET", epoch_key_}, error);
       if (!epoch) return false;
       std::lock_guard<std::mutex> lock(state_mutex_);
