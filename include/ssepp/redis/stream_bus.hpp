@@ -90,10 +90,11 @@ inline std::uint64_t cluster_client_id_base() {
 ///   lowest of them only.
 /// - **Interest-based reading.** One reader thread per shard XREADs only the streams this
 ///   node's clients need: the node's own stream, `all` while it has clients, and the user,
-///   pool and channel streams of its clients. A stream is read from the node's position on its
-///   shard as soon as a client connecting or joining through the bus needs it (`connect` and
-///   `join` wait, up to `RedisOptions::timeout`, until the reader has taken it); it is dropped
-///   within about a second (or one XREAD block) after the last such client left.
+///   pool and channel streams of its clients. A stream is read from the shard's current counter
+///   (the node's position moves there, the streams it reads drained up to it) as soon as a
+///   client connecting or joining through the bus needs it (`connect` and `join` wait, up to
+///   `RedisOptions::timeout`, until the reader has taken it); it is dropped within about a
+///   second (or one XREAD block) after the last such client left.
 /// - **Event ids** are the delivering node's read position on every shard ("p0.p1.p2", one
 ///   shard: a plain decimal), the same for every recipient on that node. A client reconnecting
 ///   to any node with its Last-Event-ID gets, from Redis, exactly the entries of its streams
