@@ -1232,7 +1232,8 @@ TEST_CASE("send_encoded with `except` leaves out the clients it matches; has_mem
   CHECK(data_of(*in_b.log) == Strings{"second"});
   CHECK(data_of(*in_both.log).empty());
   // Without `except`, a union reaches each client once.
-  (void)hub.send_encoded(Target::pools({"a", "b"}) | Target::user("ann"), Frame::from_event(msg("all")));
+  (void)hub.send_encoded(Target::pools({"a", "b"}) | Target::user("ann"),
+                         Frame::from_event(msg("all")));
   CHECK(data_of(*in_a.log) == Strings{"all"});
   CHECK(data_of(*in_both.log) == Strings{"all"});
   // Everyone except: nobody.

@@ -1257,7 +1257,8 @@ std::vector<std::string> payloads(std::vector<std::string> events) {
 }
 
 // The data of the events whose data starts with `prefix`, in arrival order.
-std::vector<std::string> data_with(const std::vector<std::string>& events, const std::string& prefix) {
+std::vector<std::string> data_with(const std::vector<std::string>& events,
+                                   const std::string& prefix) {
   std::vector<std::string> out;
   for (const auto& e : events) {
     auto first = e.find('|');
@@ -1288,8 +1289,9 @@ struct Marks {
     std::unique_lock<std::mutex> lock(inbox.m);
     inbox.cv.wait_for(lock, patience, [&] {
       return std::all_of(marks.begin(), marks.end(), [&](const std::string& m) {
-        return std::any_of(inbox.events.begin(), inbox.events.end(),
-                           [&](const std::string& e) { return e.find("|" + m + "|") != std::string::npos; });
+        return std::any_of(inbox.events.begin(), inbox.events.end(), [&](const std::string& e) {
+          return e.find("|" + m + "|") != std::string::npos;
+        });
       });
     });
     std::vector<std::string> out;
@@ -1536,7 +1538,8 @@ TEST_CASE("three shards: a client in a user, a pool and two channels resumes exa
     REQUIRE(rq);
     CHECK(rq->replay == Replay::found);
     CHECK(rq->replayed == 1);
-    CHECK(data_with(q->now(), "x") == std::vector<std::string>{"x" + std::to_string(sent["x"] - 1)});
+    CHECK(data_with(q->now(), "x") ==
+          std::vector<std::string>{"x" + std::to_string(sent["x"] - 1)});
   }
 }
 
@@ -1584,7 +1587,8 @@ TEST_CASE("three shards: a shard that loses its history starts a new epoch; old 
   a.wait_ready();
   b.wait_ready();
   // The lost shard is not the one of `all` (which every client reads).
-  const std::size_t all_at = ssepp::redis_shard_of(ssepp::detail::all_stream_key("ssepp:events"), 3);
+  const std::size_t all_at =
+      ssepp::redis_shard_of(ssepp::detail::all_stream_key("ssepp:events"), 3);
   const std::size_t lost_at = (all_at + 1) % 3;
   const std::string lost = name_on(lost_at, "lost"), kept = name_on(all_at, "kept");
   auto first_c = b.connect(as("", {}, {lost, kept}));
@@ -1639,7 +1643,8 @@ TEST_CASE("a stream trimmed past a client's position (max_len): its resume is to
   REQUIRE(eventually([&] { return watcher->now().size() == 2; }));
   const std::string early = id_of(watcher->now().back());
   std::vector<std::pair<Target, Event>> many;
-  for (int i = 1; i <= 400; ++i) many.emplace_back(Target::channel("trimmed"), ev("t" + std::to_string(i)));
+  for (int i = 1; i <= 400; ++i)
+    many.emplace_back(Target::channel("trimmed"), ev("t" + std::to_string(i)));
   for (const auto& r : a.bus.send_many(std::move(many))) REQUIRE(r);
   REQUIRE(a.bus.publish("quiet", ev("q1")));
   // (The watcher may miss entries trimmed before its reader got to them: max_len is tiny.)
@@ -1690,7 +1695,8 @@ TEST_CASE("sharded throughput (not a check: prints figures)", "[.][bench]") {
     for (int b = 0; b < 32; ++b) {
       std::vector<std::pair<Target, Event>> items;
       for (int i = 0; i < 1000; ++i)
-        items.emplace_back(Target::channel(names[static_cast<std::size_t>(i) % names.size()]), ev("y"));
+        items.emplace_back(Target::channel(names[static_cast<std::size_t>(i) % names.size()]),
+                           ev("y"));
       (void)a.bus.send_many(std::move(items));
     }
     secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

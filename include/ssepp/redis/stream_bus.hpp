@@ -395,7 +395,9 @@ class RedisStreamBus {
   // The interests of a connect or join in progress: added (if new) and pinned, unpinned at the
   // end (the local broadcaster then has the member that keeps them).
   struct Pins {
-    Pins(RedisStreamBus& b, const std::vector<Want>& w) : bus(b), wants(w) { need = bus.pin(wants); }
+    Pins(RedisStreamBus& b, const std::vector<Want>& w) : bus(b), wants(w) {
+      need = bus.pin(wants);
+    }
     Pins(const Pins&) = delete;
     Pins& operator=(const Pins&) = delete;
     ~Pins() { bus.unpin(wants); }
@@ -863,7 +865,8 @@ class RedisStreamBus {
       if (needed) continue;
       std::lock_guard<std::mutex> lock(state_mutex_);
       auto it = interest_.find(c.key);
-      if (it == interest_.end() || it->second.pins != 0 || it->second.touched != c.touched) continue;
+      if (it == interest_.end() || it->second.pins != 0 || it->second.touched != c.touched)
+        continue;
       interest_.erase(it);
       sh.cursors.erase(c.key);
       sh.streams = sh.cursors.size();
