@@ -1217,3 +1217,38 @@ TEST_CASE("close_all from inside a sink runs right after the delivery; closing s
         std::vector<std::error_code>{ssepp::errc::closed, ssepp::errc::unknown_client});
   CHECK(hub.stats().clients == 0);
 }
+
+TEST_CASE("send_encoded with `except` leaves out the clients it matches; has_members; size") {
+  Hub hub({}, t0);
+  auto in_a = connect(hub, as("ann", {"a"}, {}));
+  auto in_b = connect(hub, as("", {"b"}, {"x"}));
+  auto in_both = connect(hub, as("", {"a", "b"}, {}));
+  // A bus's second copy of an event for pools a|b: clients of pool a got the first copy.
+  auto r = hub.send_encoded(Target::pools({"a", "b"}), Frame::from_event(msg("second")),
+                            std::nullopt, Target::pool("a"));
+  REQUIRE(r);
+  CHECK(r->delivered == 1);
+  CHECK(data_of(*in_a.log).empty());
+  CHECK(data_of(*in_b.log) == Strings{"second"});
+  CHECK(data_of(*in_both.log).empty());
+  // Without `except`, a union reaches each client once.
+  (void)hub.send_encoded(Target::pools({"a", "b"}) | Target::user("ann"),
+                         Frame::from_event(msg("all")));
+  CHECK(data_of(*in_a.log) == Strings{"all"});
+  CHECK(data_of(*in_both.log) == Strings{"all"});
+  // Everyone except: nobody.
+  CHECK(hub.send_encoded(Target::all(), Frame::from_event(msg("none")), std::nullopt, Target::all())
+            ->delivered == 0);
+  using Sel = Target::Selector;
+  CHECK(hub.has_members(Sel{Target::Kind::pool, 0, "a"}));
+  CHECK(hub.has_members(Sel{Target::Kind::channel, 0, "x"}));
+  CHECK_FALSE(hub.has_members(Sel{Target::Kind::channel, 0, "a"}));  // namespaces apart
+  CHECK(hub.has_members(Sel{Target::Kind::user, 0, "ann"}));
+  CHECK(hub.has_members(Sel{Target::Kind::client, in_b.id(), {}}));
+  CHECK(hub.size() == 3);
+  REQUIRE(hub.leave(in_b.id(), "x"));
+  CHECK_FALSE(hub.has_members(Sel{Target::Kind::channel, 0, "x"}));
+  REQUIRE(hub.disconnect(in_b.id()));
+  CHECK_FALSE(hub.has_members(Sel{Target::Kind::client, in_b.id(), {}}));
+  CHECK(hub.size() == 2);
+}

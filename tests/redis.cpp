@@ -106,7 +106,7 @@ using Bus = ssepp::RedisStreamBus<InboxSink>;
 
 ssepp::BroadcasterOptions node_options(std::size_t history = 1024) {
   ssepp::BroadcasterOptions o;
-  o.id_order = ssepp::stream_id_order;
+  o.id_order = ssepp::shard_position_order;
   o.history_size = history;
   o.heartbeat = 0ms;
   o.first_client_id = ssepp::cluster_client_id_base();
@@ -162,7 +162,7 @@ struct Node {
   // Waits until this node has delivered the entry `id` (and everything before it).
   void wait_delivered(const std::string& id) {
     if (!eventually([&] {
-          auto cmp = ssepp::stream_id_order(bus.last_id(), id);
+          auto cmp = ssepp::shard_position_order(bus.last_id(), id);
           return cmp && *cmp >= 0;
         }))
       FAIL("node did not deliver " << id << " (last delivered: " << bus.last_id() << ")");
@@ -182,7 +182,7 @@ struct Node {
   std::string send(const Target& target, const std::string& data, const std::string& type = {}) {
     auto s = bus.send(target, Event{}.with_data(data).with_type(type));
     REQUIRE(s);
-    REQUIRE(s->id.find('-') != std::string::npos);  // a Redis entry id
+    REQUIRE(ssepp::detail::parse_u64(s->id));  // one shard: the shard's counter
     return entry(type.empty() ? "message" : type, data, s->id);
   }
 };
@@ -314,7 +314,7 @@ struct HookedNode {
   }
   void wait_delivered(const std::string& id) {
     REQUIRE(eventually([&] {
-      auto cmp = ssepp::stream_id_order(bus.last_id(), id);
+      auto cmp = ssepp::shard_position_order(bus.last_id(), id);
       return cmp && *cmp >= 0;
     }));
   }
@@ -477,7 +477,7 @@ TEST_CASE("two nodes on one Redis: a send on A reaches matching clients on A and
   const std::vector<std::string> order = {to_all, to_room, to_alice, to_acme, to_bob, marker};
   for (std::size_t i = 1; i < order.size(); ++i) {
     INFO(order[i - 1] << " then " << order[i]);
-    auto cmp = ssepp::stream_id_order(id_of(order[i - 1]), id_of(order[i]));
+    auto cmp = ssepp::shard_position_order(id_of(order[i - 1]), id_of(order[i]));
     REQUIRE(cmp.has_value());
     CHECK(*cmp < 0);
   }
@@ -496,6 +496,9 @@ TEST_CASE("a client that drops from A and reconnects to B gets exactly the misse
   Node a(redis.port()), b(redis.port(), 4);
   a.wait_ready();
   b.wait_ready();
+  // B reads only what its clients need: a watcher there reads both channels.
+  auto [watcher, rw] = b.connect(as("watch", {}, {"news", "other"}));
+  REQUIRE(rw);
   auto [first, r1] = a.connect(as("carol", {}, {"news"}));
   REQUIRE(r1);
   std::vector<std::string> ids;
@@ -504,7 +507,7 @@ TEST_CASE("a client that drops from A and reconnects to B gets exactly the misse
   (void)a.hub.disconnect(r1->id);
   b.wait_delivered(ids[2]);
 
-  SECTION("gap inside B's local history") {
+  SECTION("one missed event (every resume reads Redis)") {
     auto s = a.bus.publish("news", ev("missed"));
     REQUIRE(s);
     b.wait_delivered(a.bus.publish("other", ev("not for carol"))->id);
@@ -514,7 +517,7 @@ TEST_CASE("a client that drops from A and reconnects to B gets exactly the misse
     CHECK(r->replay == Replay::found);
     CHECK(r->replayed == 1);
     CHECK(again->now() == std::vector<std::string>{"message|missed|" + s->id});
-    CHECK(b.bus.stats().redis_replays == 0);
+    CHECK(b.bus.stats().redis_replays == 1);
     const auto marker = a.send(Target::channel("news"), "marker");
     CHECK(again->wait_until(marker) == std::vector<std::string>{"message|missed|" + s->id, marker});
   }
@@ -540,11 +543,11 @@ TEST_CASE("a client that drops from A and reconnects to B gets exactly the misse
     want.push_back(a.send(Target::channel("news"), "live"));
     CHECK(again->wait_until(want.back()) == want);
   }
-  SECTION("an id older than the stream is too old; garbage is unknown") {
+  SECTION("an id of an older history is unknown; garbage is unknown") {
     ConnectOptions o = as("carol", {}, {"news"});
-    o.last_event_id = "1-0";
+    o.last_event_id = "1";  // before the shard's epoch
     auto [x, r] = b.connect(o);
-    CHECK(r->replay == Replay::too_old);
+    CHECK(r->replay == Replay::unknown);
     o.last_event_id = "not-an-id";
     auto [y, r2] = b.connect(o);
     CHECK(r2->replay == Replay::unknown);
@@ -612,9 +615,11 @@ TEST_CASE("Redis replay is refused past RedisOptions::replay_limit entries: too 
   testing_redis::RedisServer redis;
   ssepp::RedisOptions limited = redis_at(redis.port());
   limited.replay_limit = 3;
-  Node a(redis.port()), b(limited, 2);  // B keeps two events: older ids need Redis
+  Node a(redis.port()), b(limited, 2);
   a.wait_ready();
   b.wait_ready();
+  auto [watcher, rw] = b.connect();  // B reads `all` while it has a client
+  REQUIRE(rw);
   std::vector<std::string> sent;
   for (int i = 0; i < 5; ++i) sent.push_back(a.send(Target::all(), "x" + std::to_string(i)));
   b.wait_delivered(id_of(sent.back()));
@@ -739,7 +744,7 @@ TEST_CASE("a refused password is retried, and the node recovers once the server 
   auto refused = node.bus.broadcast(ev("refused"));
   CHECK(refused.error() == ssepp::errc::bus_unavailable);
   CHECK(eventually([&] { return log.count({"redis: send: cannot connect", "AUTH"}) >= 1; }));
-  CHECK(eventually([&] { return anon_log.count({"cannot read the stream", "NOAUTH"}) >= 1; }));
+  CHECK(eventually([&] { return anon_log.count({"cannot read the counter", "NOAUTH"}) >= 1; }));
   CHECK_FALSE(anonymous.bus.stats().connected);
   CHECK(anon_log.count({"reader connected"}) == 0);
 
@@ -779,11 +784,11 @@ TEST_CASE("RedisStreamBus::send ignores a caller's event id: the stream entry id
   auto s = a.bus.broadcast(ev("mine").with_id("caller-7"));
   REQUIRE(s);
   CHECK(s->id != "caller-7");
-  CHECK(ssepp::stream_id_order(s->id, s->id).has_value());  // a stream entry id
+  CHECK(ssepp::shard_position_order(s->id, s->id).has_value());  // a stream entry id
   // Even an id that would make the event invalid is dropped, not refused.
   auto s2 = a.bus.broadcast(ev("bad id").with_id("line\nbreak"));
   REQUIRE(s2);
-  CHECK(ssepp::stream_id_order(s2->id, s2->id).has_value());
+  CHECK(ssepp::shard_position_order(s2->id, s2->id).has_value());
   const auto marker = a.send(Target::all(), "marker");
   const std::vector<std::string> want = {"message|mine|" + s->id, "message|bad id|" + s2->id, marker};
   CHECK(on_a->wait_until(marker) == want);
@@ -900,6 +905,7 @@ TEST_CASE("a hook sends through the bus from tick() while a connect replays from
   // Leaked, not destroyed, if the threads below deadlock (they would still use it).
   auto node = std::make_unique<HookedNode>(redis.port(), 1);  // one event kept locally
   node->wait_ready();
+  REQUIRE(node->bus.connect(InboxSink{std::make_shared<Inbox>()}, {}));  // the node reads `all`
   std::vector<std::string> sent;
   for (int i = 0; i < 3; ++i) sent.push_back(node->send(Target::all(), "e" + std::to_string(i)));
   node->wait_delivered(id_of(sent.back()));
@@ -940,6 +946,7 @@ TEST_CASE("a hook sends through the bus from tick() while a connect replays from
   if (!eventually([&] { return server_asleep(port); }, 5s)) WARN("DEBUG SLEEP not observed");
   watchdog.run([n, sh, first_id = id_of(sent[0])] {
     sh->connecting_tid = this_thread_tid();
+    sh->looked_up = true;  // every resume reads Redis: next is the replay
     ConnectOptions o;
     o.last_event_id = first_id;
     sh->connected = n->bus.connect(InboxSink{sh->resumed}, o);
@@ -980,6 +987,7 @@ TEST_CASE("a hook connects a resuming client and sends through the bus: on the r
   testing_redis::RedisServer redis;
   auto node = std::make_unique<HookedNode>(redis.port(), 1);  // leaked if the hook deadlocks
   node->wait_ready();
+  REQUIRE(node->bus.connect(InboxSink{std::make_shared<Inbox>()}, {}));  // the node reads `all`
   std::vector<std::string> sent;
   for (int i = 0; i < 3; ++i) sent.push_back(node->send(Target::all(), "e" + std::to_string(i)));
   node->wait_delivered(id_of(sent.back()));
@@ -1101,7 +1109,7 @@ TEST_CASE("pipelined sends from 8 threads: distinct ids, each delivered once on 
       for (auto& per : ids) {
         REQUIRE(per.size() == per_thread);
         for (std::size_t i = 1; i < per.size(); ++i)
-          CHECK(*ssepp::stream_id_order(per[i - 1], per[i]) < 0);
+          CHECK(*ssepp::shard_position_order(per[i - 1], per[i]) < 0);
         all.insert(all.end(), per.begin(), per.end());
       }
       std::sort(all.begin(), all.end());
@@ -1126,7 +1134,7 @@ TEST_CASE("pipelined sends from 8 threads: distinct ids, each delivered once on 
         int i = std::stoi(data.substr(data.find('-') + 1));
         CHECK(i == next[static_cast<std::size_t>(t)]);
         next[static_cast<std::size_t>(t)] = i + 1;
-        if (!prev_id.empty()) CHECK(*ssepp::stream_id_order(prev_id, id) < 0);
+        if (!prev_id.empty()) CHECK(*ssepp::shard_position_order(prev_id, id) < 0);
         prev_id = id;
       }
       CHECK(next == std::vector<int>(threads, per_thread));
@@ -1194,7 +1202,7 @@ TEST_CASE("send_many: one thread, many events per round trip, each result in ord
     REQUIRE(results[static_cast<std::size_t>(i)]);
     want.push_back("message|m" + std::to_string(i) + "|" + results[static_cast<std::size_t>(i)]->id);
     if (i > 0)
-      CHECK(*ssepp::stream_id_order(results[static_cast<std::size_t>(i) - 1]->id,
+      CHECK(*ssepp::shard_position_order(results[static_cast<std::size_t>(i) - 1]->id,
                                     results[static_cast<std::size_t>(i)]->id) < 0);
   }
   REQUIRE(results[301]);
@@ -1209,4 +1217,498 @@ TEST_CASE("send_many: one thread, many events per round trip, each result in ord
   REQUIRE(down.size() == 2);
   CHECK(down[0].error() == ssepp::errc::bus_unavailable);
   CHECK(down[1].error() == ssepp::errc::bus_unavailable);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shards: three redis-server processes, nodes reading only what their clients need.
+
+namespace {
+
+// Three (or `n`) redis-servers and the options of a node spread over them.
+struct Shards {
+  std::vector<std::unique_ptr<testing_redis::RedisServer>> servers;
+  explicit Shards(std::size_t n = 3, bool durable = false) {
+    for (std::size_t i = 0; i < n; ++i)
+      servers.push_back(std::make_unique<testing_redis::RedisServer>(durable));
+  }
+  ssepp::RedisOptions options() const {
+    ssepp::RedisOptions o = redis_at(servers.front()->port());
+    for (const auto& s : servers) o.shards.push_back(ssepp::RedisEndpoint{"127.0.0.1", s->port()});
+    return o;
+  }
+};
+
+// A name whose stream (of `kind`) lives on `shard` out of `n`: "<base><k>" for the first k.
+std::string name_on(std::size_t shard, const std::string& base,
+                    Target::Kind kind = Target::Kind::channel, std::size_t n = 3) {
+  for (int k = 0;; ++k) {
+    std::string name = base + std::to_string(k);
+    if (ssepp::redis_shard_of(
+            ssepp::detail::stream_key("ssepp:events", Target::Selector{kind, 0, name}), n) == shard)
+      return name;
+  }
+}
+
+// The events' "type|data" (ids differ per node), sorted.
+std::vector<std::string> payloads(std::vector<std::string> events) {
+  for (auto& e : events) e = e.substr(0, e.rfind('|'));
+  std::sort(events.begin(), events.end());
+  return events;
+}
+
+// The data of the events whose data starts with `prefix`, in arrival order.
+std::vector<std::string> data_with(const std::vector<std::string>& events,
+                                   const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& e : events) {
+    auto first = e.find('|');
+    auto data = e.substr(first + 1, e.rfind('|') - first - 1);
+    if (data.rfind(prefix, 0) == 0) out.push_back(data);
+  }
+  return out;
+}
+
+// Markers: one per shard, on the channels every client joins (mark names, one per shard), so
+// that once a client has all three, each shard delivered it everything sent before them.
+struct Marks {
+  std::vector<std::string> channels = {name_on(0, "mark"), name_on(1, "mark"), name_on(2, "mark")};
+  int round = 0;
+  // Sends the markers from `via`; returns their data.
+  std::vector<std::string> send(Bus& via) {
+    std::vector<std::string> out;
+    ++round;
+    for (const auto& c : channels) {
+      std::string data = "mark-" + c + "-" + std::to_string(round);
+      REQUIRE(via.publish(c, ev(data)));
+      out.push_back(data);
+    }
+    return out;
+  }
+  // Waits until `inbox` has every one of `marks`; returns everything it received but markers.
+  static std::vector<std::string> until(Inbox& inbox, const std::vector<std::string>& marks) {
+    std::unique_lock<std::mutex> lock(inbox.m);
+    inbox.cv.wait_for(lock, patience, [&] {
+      return std::all_of(marks.begin(), marks.end(), [&](const std::string& m) {
+        return std::any_of(inbox.events.begin(), inbox.events.end(), [&](const std::string& e) {
+          return e.find("|" + m + "|") != std::string::npos;
+        });
+      });
+    });
+    std::vector<std::string> out;
+    for (const auto& e : inbox.events)
+      if (e.find("|mark-") == std::string::npos) out.push_back(e);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("three shards, three nodes: every target kind once on every node holding a recipient; "
+          "a node reads none of a channel no client of it is on", "[threads]") {
+  Shards shards;
+  Node a(shards.options()), b(shards.options()), c(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  c.wait_ready();
+  Marks marks;
+  // Channels on three different shards; a user and pools.
+  const std::string c0 = name_on(0, "chan"), c1 = name_on(1, "chan"), c2 = name_on(2, "chan");
+  auto with_marks = [&](ConnectOptions o) {
+    for (const auto& m : marks.channels) o.channels.push_back(m);
+    return o;
+  };
+  auto ann_r_ann = a.connect(with_marks(as("ann", {"p1"}, {c0})));
+  auto ann = ann_r_ann.first;
+  auto& r_ann = ann_r_ann.second;
+  auto bob_r_bob = b.connect(with_marks(as("bob", {}, {c1})));
+  auto bob = bob_r_bob.first;
+  auto& r_bob = bob_r_bob.second;
+  auto [bob2, r_bob2] = c.connect(with_marks(as("bob", {"p2"}, {c0})));  // bob on C too
+  auto cy_r_cy = c.connect(with_marks(as("cy", {"p1"}, {})));
+  auto cy = cy_r_cy.first;
+  auto& r_cy = cy_r_cy.second;
+  REQUIRE(r_ann);
+  REQUIRE(r_bob);
+  REQUIRE(r_bob2);
+  REQUIRE(r_cy);
+  // `join` through the bus: C now reads c2 as well.
+  REQUIRE(c.bus.join(r_cy->id, c2));
+
+  REQUIRE(a.bus.publish(c0, ev("to-c0")));
+  REQUIRE(a.bus.publish(c1, ev("to-c1")));
+  REQUIRE(a.bus.publish(c2, ev("to-c2")));
+  REQUIRE(a.bus.send(Target::pool("p1"), ev("to-p1")));
+  REQUIRE(a.bus.send(Target::pool("p2"), ev("to-p2")));
+  REQUIRE(a.bus.send_to_user("bob", ev("to-bob")));
+  REQUIRE(a.bus.send_to(r_bob->id, ev("to-bob-on-b")));
+  REQUIRE(b.bus.send_to(r_cy->id, ev("to-cy")));
+  REQUIRE(c.bus.broadcast(ev("to-all")));
+  // A union over three shards: each recipient once.
+  REQUIRE(b.bus.send(Target::channels({c0, c1, c2}) | Target::user("bob") | Target::pool("p1"),
+                     ev("to-union")));
+  auto m = marks.send(a.bus);
+
+  auto got = [&](Inbox& in) { return payloads(Marks::until(in, m)); };
+  auto want = [](std::vector<std::string> data) {
+    for (auto& d : data) d = "message|" + d;
+    std::sort(data.begin(), data.end());
+    return data;
+  };
+  CHECK(got(*ann) == want({"to-c0", "to-p1", "to-all", "to-union"}));
+  CHECK(got(*bob) == want({"to-c1", "to-bob", "to-bob-on-b", "to-all", "to-union"}));
+  CHECK(got(*bob2) == want({"to-c0", "to-p2", "to-bob", "to-all", "to-union"}));
+  CHECK(got(*cy) == want({"to-c2", "to-p1", "to-cy", "to-all", "to-union"}));
+
+  // Ids: one per event per node, the node's position on every shard, increasing.
+  for (const auto& e : cy->now()) CHECK(ssepp::detail::parse_positions(id_of(e), 3));
+
+  // Interest: A has no client on c1 or c2; flooding c1 costs A no entry read.
+  const auto a_before = a.bus.stats().received;
+  const auto b_before = b.bus.stats().received;
+  for (int i = 0; i < 50; ++i) REQUIRE(c.bus.publish(c1, ev("flood-" + std::to_string(i))));
+  auto m2 = marks.send(c.bus);
+  CHECK(data_with(Marks::until(*bob, m2), "flood-").size() == 50);
+  (void)Marks::until(*ann, m2);
+  CHECK(a.bus.stats().received - a_before == 3);  // the three markers only
+  CHECK(b.bus.stats().received - b_before == 53);
+  // A reads its own stream, all, mark x3, user ann, pool p1, c0: not c1, c2, bob, p2.
+  CHECK(a.bus.stats().streams == 8);
+
+  // Once the last client on a channel leaves, the node stops reading it.
+  const auto c_streams = c.bus.stats().streams;
+  REQUIRE(c.bus.leave(r_cy->id, c2));
+  CHECK(eventually([&] { return c.bus.stats().streams == c_streams - 1; }));
+  const auto c_before = c.bus.stats().received;
+  for (int i = 0; i < 20; ++i) REQUIRE(a.bus.publish(c2, ev("unread-" + std::to_string(i))));
+  auto m3 = marks.send(a.bus);
+  CHECK(data_with(Marks::until(*cy, m3), "unread-").empty());
+  CHECK(c.bus.stats().received - c_before == 3);
+}
+
+namespace {
+
+// A sequence of per-stream events seen by a client across its two connections: per prefix the
+// data must be exactly prefix0, prefix1, ... (none missing, none twice, in order).
+void check_exact(const std::vector<std::string>& before, const std::vector<std::string>& after,
+                 const std::string& prefix, int sent) {
+  std::vector<std::string> seen = data_with(before, prefix);
+  auto more = data_with(after, prefix);
+  seen.insert(seen.end(), more.begin(), more.end());
+  std::vector<std::string> want;
+  for (int i = 0; i < sent; ++i) want.push_back(prefix + std::to_string(i));
+  CHECK(seen == want);
+}
+
+}  // namespace
+
+TEST_CASE("three shards: resume on another node, exact per channel while a second channel floods",
+          "[threads]") {
+  Shards shards;
+  Node a(shards.options()), b(shards.options()), sender(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  sender.wait_ready();
+  Marks marks;
+  const std::string quiet = name_on(0, "quiet"), busy = name_on(1, "busy");
+  ConnectOptions o = as("", {}, {quiet, busy});
+  for (const auto& m : marks.channels) o.channels.push_back(m);
+  auto first_r1 = a.connect(o);
+  auto first = first_r1.first;
+  auto& r1 = first_r1.second;
+  REQUIRE(r1);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> flooded{0};
+  std::thread flood([&] {
+    while (!stop.load()) {
+      if (sender.bus.publish(busy, ev("b" + std::to_string(flooded.load())))) ++flooded;
+    }
+  });
+  int quiet_sent = 0;
+  auto send_quiet = [&](int n) {
+    for (int i = 0; i < n; ++i)
+      if (sender.bus.publish(quiet, ev("q" + std::to_string(quiet_sent)))) ++quiet_sent;
+  };
+  send_quiet(3);
+  REQUIRE(eventually([&] { return data_with(first->now(), "q").size() == 3; }));
+  REQUIRE(eventually([&] { return data_with(first->now(), "b").size() >= 20; }));
+  (void)a.hub.disconnect(r1->id);
+  const auto before = first->now();
+  send_quiet(2);  // missed on the quiet channel while the busy one floods on
+  REQUIRE(eventually([&] { return flooded.load() >= static_cast<int>(before.size()) + 50; }));
+
+  o.last_event_id = id_of(before.back());
+  auto again_r2 = b.connect(o);
+  auto again = again_r2.first;
+  auto& r2 = again_r2.second;
+  REQUIRE(r2);
+  CHECK(r2->replay == Replay::found);
+  send_quiet(2);
+  REQUIRE(eventually([&] { return data_with(again->now(), "b").size() >= 50; }));
+  stop = true;
+  flood.join();
+  auto m = marks.send(sender.bus);
+  const auto after = Marks::until(*again, m);
+  check_exact(before, after, "q", quiet_sent);
+  check_exact(before, after, "b", flooded.load());
+  CHECK(b.bus.stats().redis_replays == 1);
+}
+
+TEST_CASE("three shards: a client in a user, a pool and two channels resumes exactly elsewhere",
+          "[threads]") {
+  Shards shards;
+  Node a(shards.options()), b(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  Marks marks;
+  const std::string user = name_on(2, "user", Target::Kind::user);
+  const std::string pool = name_on(1, "pool", Target::Kind::pool);
+  const std::string ch0 = name_on(0, "ch"), ch1 = name_on(1, "ch");
+  ConnectOptions o = as(user, {pool}, {ch0, ch1});
+  for (const auto& m : marks.channels) o.channels.push_back(m);
+  auto first_r1 = a.connect(o);
+  auto first = first_r1.first;
+  auto& r1 = first_r1.second;
+  REQUIRE(r1);
+  // Each kind numbered on its own; unions too. Others' events interleave (not for the client).
+  std::map<std::string, int> sent;
+  auto send = [&](const Target& t, const std::string& prefix) {
+    REQUIRE(b.bus.send(t, ev(prefix + std::to_string(sent[prefix]))));
+    ++sent[prefix];
+  };
+  auto round = [&] {
+    send(Target::user(user), "u");
+    send(Target::pool(pool), "p");
+    send(Target::channel(ch0), "x");
+    send(Target::channel(ch1), "y");
+    send(Target::channel(ch0) | Target::user(user) | Target::pool(pool), "z");  // three shards
+    send(Target::channel(name_on(2, "other")), "n");  // nobody's
+  };
+  for (int i = 0; i < 5; ++i) round();
+  auto m = marks.send(b.bus);
+  const auto before = Marks::until(*first, m);
+  (void)a.hub.disconnect(r1->id);
+  // A watcher on B like the client: B reads its streams and has delivered the 7 rounds before
+  // the client resumes there, so they are all replayed (none left to come live).
+  auto b_watch = b.connect(as(user, {pool}, {ch0, ch1}));
+  auto b_watcher = b_watch.first;
+  REQUIRE(b_watch.second);
+  for (int i = 0; i < 7; ++i) round();
+  REQUIRE(eventually([&] { return b_watcher->now().size() == 7 * 5; }));
+  o.last_event_id = id_of(first->now().back());  // a marker's
+  auto again_r2 = b.connect(o);
+  auto again = again_r2.first;
+  auto& r2 = again_r2.second;
+  REQUIRE(r2);
+  CHECK(r2->replay == Replay::found);
+  CHECK(r2->replayed == 7 * 5);
+  for (int i = 0; i < 3; ++i) round();
+  auto m2 = marks.send(a.bus);
+  const auto after = Marks::until(*again, m2);
+  for (const char* k : {"u", "p", "x", "y", "z"}) check_exact(before, after, k, sent[k]);
+  CHECK(data_with(after, "n").empty());
+
+  SECTION("replay_limit applies per stream: a quiet stream resumes beside a busy one") {
+    ssepp::RedisOptions limited = shards.options();
+    limited.replay_limit = 10;
+    Node c(limited);
+    c.wait_ready();
+    auto watched = c.connect(as("", {}, {ch0, ch1}));  // C reads both channels
+    auto watcher = watched.first;
+    auto& rw = watched.second;
+    REQUIRE(rw);
+    // 12 more on ch1 (past the limit), 1 on ch0: too old for a client of ch1.
+    const auto at = id_of(again->now().back());
+    (void)b.hub.disconnect(r2->id);
+    for (int i = 0; i < 12; ++i) send(Target::channel(ch1), "y");
+    send(Target::channel(ch0), "x");
+    REQUIRE(eventually([&] { return watcher->now().size() == 13; }));
+    ConnectOptions busy_one = o;
+    busy_one.last_event_id = at;
+    auto x_rx = c.connect(busy_one);
+    auto x = x_rx.first;
+    auto& rx = x_rx.second;
+    REQUIRE(rx);
+    CHECK(rx->replay == Replay::too_old);
+    ConnectOptions quiet_one = as(user, {pool}, {ch0});
+    quiet_one.last_event_id = at;
+    auto q_rq = c.connect(quiet_one);
+    auto q = q_rq.first;
+    auto& rq = q_rq.second;
+    REQUIRE(rq);
+    CHECK(rq->replay == Replay::found);
+    CHECK(rq->replayed == 1);
+    CHECK(data_with(q->now(), "x") ==
+          std::vector<std::string>{"x" + std::to_string(sent["x"] - 1)});
+  }
+}
+
+TEST_CASE("three shards: a shard killed and restarted; sends to it fail, the others go on, "
+          "and it catches up", "[threads]") {
+  Shards shards(3, /*durable=*/true);
+  Node a(shards.options()), b(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  const std::string up = name_on(0, "up"), down = name_on(1, "down");
+  auto client_r = b.connect(as("", {}, {up, down}));
+  auto client = client_r.first;
+  auto& r = client_r.second;
+  REQUIRE(r);
+  REQUIRE(a.bus.publish(up, ev("u0")));
+  REQUIRE(a.bus.publish(down, ev("d0")));
+  REQUIRE(eventually([&] { return client->now().size() == 2; }));
+
+  shards.servers[1]->kill();
+  auto failed = a.bus.publish(down, ev("lost"));
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error() == ssepp::errc::bus_unavailable);
+  REQUIRE(a.bus.publish(up, ev("u1")));  // the other shards go on
+  REQUIRE(eventually([&] { return data_with(client->now(), "u").size() == 2; }));
+  CHECK(eventually([&] { return !b.bus.stats().connected; }));
+  CHECK(b.bus.stats().shards_connected == 2);
+
+  shards.servers[1]->start();
+  // Sends succeed again once the sender reconnects (at most one attempt per retry_min).
+  REQUIRE(eventually([&] { return a.bus.publish(down, ev("d1")).has_value(); }));
+  REQUIRE(a.bus.publish(down, ev("d2")));
+  REQUIRE(a.bus.publish(up, ev("u2")));
+  REQUIRE(eventually([&] { return data_with(client->now(), "d").size() >= 3; }));
+  REQUIRE(eventually([&] { return data_with(client->now(), "u").size() >= 3; }));
+  CHECK(data_with(client->now(), "d") == std::vector<std::string>{"d0", "d1", "d2"});
+  CHECK(data_with(client->now(), "u") == std::vector<std::string>{"u0", "u1", "u2"});
+  CHECK(b.bus.stats().connected);
+  CHECK(b.bus.stats().reconnects >= 1);
+}
+
+TEST_CASE("three shards: a shard that loses its history starts a new epoch; old ids resume "
+          "as unknown, nodes read the new history", "[threads]") {
+  Shards shards(3, /*durable=*/false);  // a killed shard comes back empty
+  Node a(shards.options()), b(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  // The lost shard is not the one of `all` (which every client reads).
+  const std::size_t all_at =
+      ssepp::redis_shard_of(ssepp::detail::all_stream_key("ssepp:events"), 3);
+  const std::size_t lost_at = (all_at + 1) % 3;
+  const std::string lost = name_on(lost_at, "lost"), kept = name_on(all_at, "kept");
+  auto first_c = b.connect(as("", {}, {lost, kept}));
+  auto first = first_c.first;
+  REQUIRE(first_c.second);
+  REQUIRE(a.bus.publish(lost, ev("l0")));
+  REQUIRE(a.bus.publish(kept, ev("k0")));
+  REQUIRE(eventually([&] { return first->now().size() == 2; }));
+  const std::string old_id = id_of(first->now().back());
+
+  shards.servers[lost_at]->kill();
+  shards.servers[lost_at]->start();
+  REQUIRE(eventually([&] { return a.bus.publish(lost, ev("l1")).has_value(); }));
+  REQUIRE(a.bus.publish(kept, ev("k1")));
+  // B reads the new history from its old position: the new counters are above it.
+  REQUIRE(eventually([&] { return data_with(first->now(), "l").size() == 2; }));
+  REQUIRE(eventually([&] { return data_with(first->now(), "k").size() == 2; }));
+  CHECK(data_with(first->now(), "l") == std::vector<std::string>{"l0", "l1"});
+  CHECK(b.bus.stats().malformed == 0);
+
+  // An id from before the loss: unknown for a client of the lost shard's channel...
+  ConnectOptions o = as("", {}, {lost});
+  o.last_event_id = old_id;
+  auto again = a.connect(o);
+  REQUIRE(again.second);
+  CHECK(again.second->replay == Replay::unknown);
+  // ...while a client of the kept shard's channel only resumes exactly.
+  ConnectOptions k = as("", {}, {kept});
+  k.last_event_id = old_id;
+  auto kept_again = a.connect(k);
+  REQUIRE(kept_again.second);
+  CHECK(kept_again.second->replay == Replay::found);
+  // k1 is replayed, or delivered live when A's reader had not passed it yet: once either way.
+  REQUIRE(a.bus.publish(kept, ev("k2")));
+  CHECK(eventually([&] { return data_with(kept_again.first->now(), "k").size() >= 2; }));
+  CHECK(data_with(kept_again.first->now(), "k") == std::vector<std::string>{"k1", "k2"});
+}
+
+TEST_CASE("a stream trimmed past a client's position (max_len): its resume is too old") {
+  testing_redis::RedisServer redis(/*durable=*/false);
+  ssepp::RedisOptions o = redis_at(redis.port());
+  o.max_len = 10;  // MAXLEN ~ 10: Redis trims whole stream nodes (100 entries each)
+  o.replay_limit = 100000;
+  Node a(o), b(o);
+  a.wait_ready();
+  b.wait_ready();
+  auto watch = b.connect(as("", {}, {"trimmed", "quiet"}));
+  auto watcher = watch.first;
+  REQUIRE(watch.second);
+  REQUIRE(a.bus.publish("trimmed", ev("t0")));
+  REQUIRE(a.bus.publish("quiet", ev("q0")));
+  REQUIRE(eventually([&] { return watcher->now().size() == 2; }));
+  const std::string early = id_of(watcher->now().back());
+  std::vector<std::pair<Target, Event>> many;
+  for (int i = 1; i <= 400; ++i)
+    many.emplace_back(Target::channel("trimmed"), ev("t" + std::to_string(i)));
+  for (const auto& r : a.bus.send_many(std::move(many))) REQUIRE(r);
+  REQUIRE(a.bus.publish("quiet", ev("q1")));
+  // (The watcher may miss entries trimmed before its reader got to them: max_len is tiny.)
+  REQUIRE(eventually([&] { return data_with(watcher->now(), "q").size() == 2; }));
+  ConnectOptions both = as("", {}, {"trimmed", "quiet"});
+  both.last_event_id = early;
+  auto r = a.connect(both);
+  REQUIRE(r.second);
+  CHECK(r.second->replay == Replay::too_old);
+  CHECK(r.first->now().empty());
+  // The quiet stream was not trimmed: a client of it alone resumes exactly.
+  ConnectOptions quiet = as("", {}, {"quiet"});
+  quiet.last_event_id = early;
+  auto q = a.connect(quiet);
+  REQUIRE(q.second);
+  CHECK(q.second->replay == Replay::found);
+  CHECK(data_with(q.first->now(), "q") == std::vector<std::string>{"q1"});
+}
+
+TEST_CASE("sharded throughput (not a check: prints figures)", "[.][bench]") {
+  for (std::size_t n : {std::size_t{1}, std::size_t{3}}) {
+    Shards shards(n);
+    ssepp::RedisOptions o = shards.options();
+    Node a(o), idle(o), one(o), every(o);
+    a.wait_ready();
+    idle.wait_ready();
+    one.wait_ready();
+    every.wait_ready();
+    std::vector<std::string> names;
+    for (int i = 0; i < 30; ++i) names.push_back("bench" + std::to_string(i));
+    auto on_one = one.connect(as("", {}, {names[0]}));
+    auto on_every = every.connect(as("", {}, names));
+    REQUIRE(on_one.second);
+    REQUIRE(on_every.second);
+    const int per_thread = 4000, threads = 8;
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i)
+          (void)a.bus.publish(names[static_cast<std::size_t>(i + t) % names.size()], ev("x"));
+      });
+    for (auto& t : ts) t.join();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double threaded = threads * per_thread / secs;
+    // One thread, send_many: 32000 events in batches of 1000.
+    t0 = std::chrono::steady_clock::now();
+    for (int b = 0; b < 32; ++b) {
+      std::vector<std::pair<Target, Event>> items;
+      for (int i = 0; i < 1000; ++i)
+        items.emplace_back(Target::channel(names[static_cast<std::size_t>(i) % names.size()]),
+                           ev("y"));
+      (void)a.bus.send_many(std::move(items));
+    }
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double many = 32000 / secs;
+    const std::size_t total = 64000;
+    (void)on_every.first->wait_for(total);
+    std::printf("%zu shard(s): %.0f sends/s from 8 threads, %.0f sends/s from one thread "
+                "(send_many); of %zu entries, read: %llu by the node with a client on all 30 "
+                "channels, %llu by the node with one on 1 channel, %llu by the node with none\n",
+                n, threaded, many, total,
+                static_cast<unsigned long long>(every.bus.stats().received),
+                static_cast<unsigned long long>(one.bus.stats().received),
+                static_cast<unsigned long long>(idle.bus.stats().received));
+  }
 }

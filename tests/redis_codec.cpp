@@ -1,5 +1,5 @@
 // The Redis codec without a server (and without hiredis): stream entries written and read back,
-// malformed entries refused.
+// malformed entries refused; position ids and the shard hash.
 #include <ssepp/redis/codec.hpp>
 
 #ifdef __HIREDIS_H
@@ -99,4 +99,33 @@ TEST_CASE("Pub/Sub JSON and stream ids need no hiredis") {
   CHECK(why.find("extra") != std::string::npos);
   CHECK(*ssepp::stream_id_order("1-2", "1-10") < 0);
   CHECK_FALSE(ssepp::stream_id_order("1-x", "1-1"));
+}
+
+TEST_CASE("shard_position_order and redis_shard_of") {
+  using ssepp::shard_position_order;
+  CHECK(shard_position_order("1.2.3", "1.2.3") == 0);
+  CHECK(shard_position_order("1.2.3", "1.3.3") == -1);
+  CHECK(shard_position_order("2.2.3", "1.2.3") == 1);
+  CHECK_FALSE(shard_position_order("2.1.3", "1.2.3"));  // neither before the other
+  CHECK_FALSE(shard_position_order("1.2", "1.2.3"));
+  CHECK_FALSE(shard_position_order("1..3", "1.2.3"));
+  CHECK(shard_position_order("9", "10") == -1);
+  CHECK(ssepp::detail::parse_positions("1.2.3", 3) == std::vector<std::uint64_t>{1, 2, 3});
+  CHECK_FALSE(ssepp::detail::parse_positions("1.2", 3));
+  CHECK_FALSE(ssepp::detail::parse_positions("1.2.3.4", 3));
+  CHECK(ssepp::detail::format_positions({1, 0, 7}) == "1.0.7");
+  // The hash spreads keys and moves only keys to a new shard when one is added.
+  std::vector<int> per(3, 0);
+  int moved_elsewhere = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string key = "ssepp:events:c:channel-" + std::to_string(i);
+    auto three = ssepp::redis_shard_of(key, 3);
+    REQUIRE(three < 3);
+    ++per[three];
+    auto four = ssepp::redis_shard_of(key, 4);
+    if (four != three && four != 3) ++moved_elsewhere;
+  }
+  for (int n : per) CHECK(n > 800);
+  CHECK(moved_elsewhere == 0);
+  CHECK(ssepp::redis_shard_of("anything", 1) == 0);
 }

@@ -16,7 +16,7 @@ App::App(Options opts)
         b.heartbeat = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.heartbeat);
 #if SSEPP_DEMO_REDIS
         if (opts_.redis_host) {
-          b.id_order = ssepp::stream_id_order;                  // ids are Redis entry ids
+          b.id_order = ssepp::shard_position_order;             // ids: positions per shard
           b.first_client_id = ssepp::cluster_client_id_base();  // unique in the cluster
         }
 #endif

@@ -144,7 +144,14 @@ Response App::change_subscription(const Request& req, bool join) {
         std::find(info->channels.begin(), info->channels.end(), *channel) == info->channels.end())
       return error(400, "too many channels on this stream");
   }
+#if SSEPP_DEMO_REDIS
+  // Through the bus, so that this node reads the channel's stream while a client is on it.
+  std::error_code ec = (bus_ ? (join ? bus_->join(id, *channel) : bus_->leave(id, *channel))
+                             : (join ? hub_.join(id, *channel) : hub_.leave(id, *channel)))
+                           .error();
+#else
   std::error_code ec = (join ? hub_.join(id, *channel) : hub_.leave(id, *channel)).error();
+#endif
   // The broadcaster's authoriser counts this one itself (ssepp_refused_joins_total sums both).
   if (ec == ssepp::errc::join_refused) return error(403, "channel " + *channel + " is not yours");
   if (ec == ssepp::errc::unknown_client) return error(404, "no such client in this session");

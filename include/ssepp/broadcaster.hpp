@@ -272,7 +272,7 @@ class Broadcaster {
         if (queue) defer_send(Target::all(), frame, last->id);
         else (void)deliver_locked(Target::all(), frame, last->id);
       }
-      if (queue) delivery_.defer(Pending{Pending::Kind::close, {}, {}, {}, {}});
+      if (queue) delivery_.defer(Pending{Pending::Kind::close, {}, {}, {}, {}, {}});
       else n = close_locked();
     };
     if (delivering()) shut(true);
@@ -379,20 +379,24 @@ class Broadcaster {
   /// `history_id` is given, records it in the history under that id. The seam for a multi-node
   /// bus that assigns ids itself (e.g. Redis stream ids, with `id_order = stream_id_order`): the
   /// frame must already carry its `id:` line. Same ordering, threading and errors as `send`.
+  /// `except`: clients it matches are left out (a bus that carries one event on several
+  /// streams delivers each copy to the clients no other copy reaches).
   SendResult send_encoded(const Target& target, Frame frame,
-                          std::optional<std::string> history_id = std::nullopt) {
+                          std::optional<std::string> history_id = std::nullopt,
+                          const Target& except = Target()) {
     if (!target.valid()) return errc::invalid_name;
     if (closed()) return errc::closed;
     Sent r;
     r.id = history_id.value_or(std::string());
     if (delivering()) {
       if (unknown_single_client(target)) return errc::unknown_client;
-      defer_send(target, std::move(frame), std::move(history_id));
+      delivery_.defer(Pending{Pending::Kind::send, {}, target, std::move(frame),
+                              std::move(history_id), except});
       return r;
     }
     bool unknown = false;
     with_delivery([&] {
-      Outcome o = deliver_locked(target, frame, std::move(history_id));
+      Outcome o = deliver_locked(target, frame, std::move(history_id), except);
       r.delivered = o.delivered;
       unknown = o.unknown_client;
     });
@@ -417,7 +421,7 @@ class Broadcaster {
   /// delivery: a write counts as made at the tick before it.
   void tick(Clock::time_point now) {
     if (delivering()) {
-      delivery_.defer(Pending{Pending::Kind::tick, now, {}, {}, {}});
+      delivery_.defer(Pending{Pending::Kind::tick, now, {}, {}, {}, {}});
       return;
     }
     with_delivery([&] { tick_locked(now); });
@@ -429,6 +433,19 @@ class Broadcaster {
     const Client* c = registry_.find(id);
     if (c == nullptr) return std::nullopt;
     return registry_.info(*c);
+  }
+
+  /// Whether a client here matches `s`: the client is connected, or the user, pool or channel
+  /// has a member here. For a bus that reads only what its local clients need.
+  bool has_members(const Target::Selector& s) const {
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    return registry_.has(s);
+  }
+
+  /// Clients registered now.
+  std::size_t size() const {
+    std::lock_guard<std::mutex> lock(registry_mutex_);
+    return registry_.size();
   }
 
   /// The id of the newest event recorded in the history (kept after it expires); empty if none.
@@ -483,6 +500,7 @@ class Broadcaster {
     Target target;
     Frame frame;
     std::optional<std::string> id;
+    Target except{};
   };
   struct Outcome {
     std::size_t delivered = 0;
@@ -497,7 +515,9 @@ class Broadcaster {
     Broadcaster& b;
     void run(Pending& p) {
       switch (p.kind) {
-        case Pending::Kind::send: (void)b.deliver_locked(p.target, p.frame, std::move(p.id)); break;
+        case Pending::Kind::send:
+          (void)b.deliver_locked(p.target, p.frame, std::move(p.id), p.except);
+          break;
         case Pending::Kind::tick: b.tick_locked(p.now); break;
         case Pending::Kind::close: (void)b.close_locked(); break;
       }
@@ -519,7 +539,7 @@ class Broadcaster {
 
   /// Queues a send behind the current delivery (which this thread runs).
   void defer_send(const Target& target, Frame frame, std::optional<std::string> id) {
-    delivery_.defer(Pending{Pending::Kind::send, {}, target, std::move(frame), std::move(id)});
+    delivery_.defer(Pending{Pending::Kind::send, {}, target, std::move(frame), std::move(id), {}});
   }
 
   template <class F>
@@ -564,11 +584,12 @@ class Broadcaster {
   /// Selects the recipients, records the event (when `id`), delivers without the registry lock,
   /// then drops the clients whose sink failed. A send to one unknown client does nothing.
   /// Delivery lock held.
-  Outcome deliver_locked(const Target& target, const Frame& frame, std::optional<std::string> id) {
+  Outcome deliver_locked(const Target& target, const Frame& frame, std::optional<std::string> id,
+                         const Target& except = Target()) {
     Outcome o;
     {
       std::lock_guard<std::mutex> lock(registry_mutex_);
-      o.unknown_client = registry_.select(target, recipients_);
+      o.unknown_client = registry_.select_except(target, except, recipients_);
       if (o.unknown_client) return o;
       if (id) history_.push(std::move(*id), target, frame, now_);
     }

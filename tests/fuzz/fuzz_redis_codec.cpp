@@ -1,7 +1,8 @@
 // The Redis codec on hostile input (stream entries another node or anyone with write access to
 // the stream wrote, Pub/Sub JSON any service published, ids from a client): never crash, never
 // throw, and what it accepts keeps its promises (a decoded entry re-encodes to itself, an
-// accepted message is a valid event, the id order is antisymmetric). Needs no hiredis.
+// accepted message is a valid event, the id orders are antisymmetric, position ids round-trip).
+// Needs no hiredis.
 #include <ssepp/redis/codec.hpp>
 
 #ifdef __HIREDIS_H
@@ -29,7 +30,7 @@ bool decode(std::string_view id, const std::vector<std::string_view>& items, sse
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
   FuzzedDataProvider in(bytes, size);
-  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+  switch (in.ConsumeIntegralInRange<int>(0, 4)) {
     case 0: {  // a stream entry: id, then field/value items
       const std::string id = in.ConsumeRandomLengthString(64);
       std::vector<std::string> owned;
@@ -70,6 +71,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
         CHECK(m.error() == ssepp::errc::invalid_message);
         CHECK(!why.empty());
       }
+      break;
+    }
+    case 3: {  // two position ids of a sharded bus (from clients' Last-Event-ID)
+      const std::string a = in.ConsumeRandomLengthString(48);
+      const std::string b = in.ConsumeRemainingBytesAsString();
+      auto ab = ssepp::shard_position_order(a, b);
+      auto ba = ssepp::shard_position_order(b, a);
+      CHECK(ab.has_value() == ba.has_value());
+      if (ab) {
+        CHECK(*ab == -*ba);
+        CHECK(*ssepp::shard_position_order(a, a) == 0);
+      }
+      for (std::size_t n = 1; n <= 4; ++n) {
+        auto p = ssepp::detail::parse_positions(a, n);
+        if (!p) continue;
+        CHECK(p->size() == n);
+        CHECK(ssepp::detail::parse_positions(ssepp::detail::format_positions(*p), n) == p);
+      }
+      (void)ssepp::redis_shard_of(a, 1 + a.size() % 7);
+      CHECK(ssepp::redis_shard_of(a, 3) < 3);
       break;
     }
     default: {  // two stream ids

@@ -315,6 +315,45 @@ class Registry {
     return false;
   }
 
+  /// As `select`, leaving out every client `except` matches (each selected client once).
+  bool select_except(const Target& target, const Target& except, std::vector<Client*>& out) {
+    if (except.empty()) return select(target, out);
+    out.clear();
+    if (except.is_all()) return false;
+    if (++epoch_ == 0) {
+      for (Client* c : all_) c->epoch = 0;
+      epoch_ = 1;
+    }
+    const std::uint32_t stamp = epoch_;
+    auto each = [&](const Target& t, auto&& f) {
+      if (t.is_all()) {
+        for (Client* c : all_) f(c);
+        return;
+      }
+      for (const Target::Selector& s : t.selectors()) {
+        if (s.kind == Target::Kind::client) {
+          if (Client* c = find(s.client)) f(c);
+        } else if (const Group* g = find_group(s)) {
+          for (Client* c : g->members) f(c);
+        }
+      }
+    };
+    each(except, [&](Client* c) { c->epoch = stamp; });
+    each(target, [&](Client* c) {
+      if (c->epoch != stamp) {
+        c->epoch = stamp;
+        out.push_back(c);
+      }
+    });
+    return false;
+  }
+
+  /// True when a user, pool or channel has members here, or a client is registered.
+  bool has(const Target::Selector& s) const {
+    if (s.kind == Target::Kind::client) return find(s.client) != nullptr;
+    return find_group(s) != nullptr;
+  }
+
   /// Replaces `out` with the clients nothing was written to for `interval` as of `now`, and
   /// marks them written now (for a heartbeat). A write since the previous tick (`written`)
   /// counts as made at that tick, `last_tick`: idleness costs no clock read per delivery.

@@ -27,9 +27,8 @@ SSEPP_BEGIN_NAMESPACE
 
 /// How Redis stream entry ids compare ("1700000000000-0", or "1700000000000" meaning "-0"): by
 /// (milliseconds, sequence), negative, zero or positive like `a <=> b`; `std::nullopt` when either
-/// is not a stream id. The `IdOrder` of a broadcaster fed by a `RedisStreamBus`
-/// (`BroadcasterOptions::id_order`), so that a Last-Event-ID older than its history is told
-/// "too old" rather than "unknown".
+/// is not a stream id. Kept for code that orders Redis entry ids; a sharded `RedisStreamBus`'s
+/// event ids compare with `shard_position_order`.
 inline std::optional<int> stream_id_order(std::string_view a, std::string_view b) noexcept {
   auto parse = [](std::string_view s) -> std::optional<std::pair<std::uint64_t, std::uint64_t>> {
     auto dash = s.find('-');
@@ -46,7 +45,101 @@ inline std::optional<int> stream_id_order(std::string_view a, std::string_view b
   return detail::three_way(*x, *y);
 }
 
+/// How the event ids of a sharded `RedisStreamBus` compare: an id is the delivering node's read
+/// position on every shard ("p0.p1.p2", one decimal per shard; one shard: a plain decimal).
+/// Negative when every position of `a` is at or before `b`'s (and one before), positive the
+/// other way, zero when equal; `std::nullopt` when they are not ids of the same number of
+/// shards, or neither is at or before the other (ids of two nodes that read different streams).
+inline std::optional<int> shard_position_order(std::string_view a, std::string_view b) noexcept {
+  bool before = false, after = false;
+  while (true) {
+    auto da = a.find('.');
+    auto db = b.find('.');
+    auto x = detail::parse_u64(a.substr(0, da));
+    auto y = detail::parse_u64(b.substr(0, db));
+    if (!x || !y) return std::nullopt;
+    before = before || *x < *y;
+    after = after || *x > *y;
+    if ((da == std::string_view::npos) != (db == std::string_view::npos)) return std::nullopt;
+    if (da == std::string_view::npos) break;
+    a.remove_prefix(da + 1);
+    b.remove_prefix(db + 1);
+  }
+  if (before && after) return std::nullopt;
+  return before ? -1 : after ? 1 : 0;
+}
+
+/// The shard, out of `shards` (at least 1), a stream key lives on: a jump consistent hash
+/// (Lamping and Veach) of the key's 64-bit FNV-1a hash. Adding a shard moves about 1/n of the
+/// keys, all to the new shard.
+inline std::size_t redis_shard_of(std::string_view key, std::size_t shards) noexcept {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (char c : key) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  std::int64_t b = -1, j = 0;
+  const auto n = static_cast<std::int64_t>(shards);
+  while (j < n) {
+    b = j;
+    h = h * 2862933555777941757ULL + 1;
+    j = static_cast<std::int64_t>(static_cast<double>(b + 1) *
+                                  (static_cast<double>(std::int64_t{1} << 31) /
+                                   static_cast<double>((h >> 33) + 1)));
+  }
+  return b < 0 ? 0 : static_cast<std::size_t>(b);
+}
+
 namespace detail {
+
+/// Reads a position id ("p0.p1...", see `shard_position_order`) of exactly `shards` parts.
+inline std::optional<std::vector<std::uint64_t>> parse_positions(std::string_view id,
+                                                                 std::size_t shards) {
+  std::vector<std::uint64_t> out;
+  while (true) {
+    auto dot = id.find('.');
+    auto v = parse_u64(id.substr(0, dot));
+    if (!v || out.size() == shards) return std::nullopt;
+    out.push_back(*v);
+    if (dot == std::string_view::npos) break;
+    id.remove_prefix(dot + 1);
+  }
+  if (out.size() != shards) return std::nullopt;
+  return out;
+}
+
+/// The text of a position id.
+inline std::string format_positions(const std::vector<std::uint64_t>& p) {
+  std::string out;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (i) out += '.';
+    out += std::to_string(p[i]);
+  }
+  return out;
+}
+
+/// The stream a target part is carried on: `<prefix>:c:<channel>`, `<prefix>:p:<pool>`,
+/// `<prefix>:u:<user>`, `<prefix>:k:<high 32 bits of the client id>` (the node holding it).
+inline std::string stream_key(std::string_view prefix, const Target::Selector& s) {
+  std::string key(prefix);
+  switch (s.kind) {
+    case Target::Kind::channel: key += ":c:"; break;
+    case Target::Kind::pool: key += ":p:"; break;
+    case Target::Kind::user: key += ":u:"; break;
+    case Target::Kind::client: return key + ":k:" + std::to_string(s.client >> 32);
+  }
+  return key + s.name;
+}
+
+/// The stream of `Target::all()`.
+inline std::string all_stream_key(std::string_view prefix) { return std::string(prefix) + ":all"; }
+
+/// A stream entry id "<counter>-0" as its counter; nullopt for anything else.
+inline std::optional<std::uint64_t> entry_counter(std::string_view id) noexcept {
+  auto dash = id.find('-');
+  if (dash == std::string_view::npos || id.substr(dash + 1) != "0") return std::nullopt;
+  return parse_u64(id.substr(0, dash));
+}
 
 /// A target as one stream-entry field: "*" for all, else each part as <kind><length>:<name>
 /// with kind k (client id), u (user), p (pool) or c (channel). Any byte may appear in a name.

@@ -11,18 +11,31 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 SSEPP_BEGIN_NAMESPACE
+
+/// One Redis instance.
+struct RedisEndpoint {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+};
 
 /// Where Redis is and how the bus uses it.
 struct RedisOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
+  /// Streams mode: the Redis instances (shards) the streams are spread over, by a consistent
+  /// hash of each stream's key (`redis_shard_of`). Empty: one shard, `host`:`port`. Every node
+  /// must list the same shards in the same order.
+  std::vector<RedisEndpoint> shards;
   /// AUTH password; empty for none.
   std::string password;
-  /// Streams mode: the stream every node appends to and reads.
+  /// Streams mode: the prefix of every key: the streams `<stream>:all`, `<stream>:c:<channel>`,
+  /// `<stream>:p:<pool>`, `<stream>:u:<user>`, `<stream>:k:<node>`, and per shard the counter
+  /// `<stream>:counter` and `<stream>:epoch`.
   std::string stream = "ssepp:events";
-  /// Streams mode: the stream is trimmed to about this many entries (XADD MAXLEN ~). It bounds
+  /// Streams mode: each stream is trimmed to about this many entries (XADD MAXLEN ~). It bounds
   /// how far back a client can resume from Redis.
   std::size_t max_len = 100000;
   /// Pub/Sub mode: the channel other services PUBLISH to.
@@ -34,7 +47,8 @@ struct RedisOptions {
   /// Reconnection backoff: doubles from min to max while Redis stays away.
   std::chrono::milliseconds retry_min{100};
   std::chrono::milliseconds retry_max{5000};
-  /// Streams mode: at most this many entries per XREAD, and per Redis replay of one client.
+  /// Streams mode: at most this many entries per stream per XREAD, and per stream in the Redis
+  /// replay of one client.
   std::size_t read_count = 512;
   std::size_t replay_limit = 10000;
   /// Streams mode: sends from any number of threads share round trips: whichever sending thread
@@ -50,11 +64,14 @@ struct RedisOptions {
 
 /// Counters of a bus (each exact, read one after the other).
 struct RedisStats {
-  bool connected = false;           ///< the reader is connected now
+  bool connected = false;           ///< the reader of every shard is connected now
+  std::size_t shards = 0;           ///< shards configured
+  std::size_t shards_connected = 0; ///< shards whose reader is connected now
+  std::size_t streams = 0;          ///< streams this node reads now (its clients' interests)
   std::uint64_t published = 0;      ///< sends appended to Redis (streams mode)
   std::uint64_t publish_errors = 0; ///< sends refused because Redis was unreachable
   std::uint64_t send_round_trips = 0; ///< batches of sends written (each one round trip)
-  std::uint64_t received = 0;       ///< entries / messages read from Redis
+  std::uint64_t received = 0;       ///< entries / messages this node read from Redis
   std::uint64_t malformed = 0;      ///< entries / messages that could not be read, skipped
   std::uint64_t reconnects = 0;     ///< times the reader connected again after losing Redis
   std::uint64_t redis_replays = 0;  ///< connects replayed from Redis (past the local history)
