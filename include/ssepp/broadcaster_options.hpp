@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 SSEPP_BEGIN_NAMESPACE
@@ -48,6 +49,24 @@ struct Connected {
   std::size_t replayed = 0;
   /// Initial channels refused by the authoriser or with invalid names.
   std::vector<std::string> refused_channels;
+
+  /// The client asked to resume from an id the history does not have (unknown or too old): it
+  /// missed events, so send it the current state.
+  bool replay_missed() const noexcept {
+    return replay == Replay::unknown || replay == Replay::too_old;
+  }
+};
+
+/// What the host of a transport adapter sees, and may add to, as a stream opens (the `on_open`
+/// of `ssepp::asio::EventStreams::serve` and of `ssepp::httplib::EndpointOptions`): the connect's
+/// outcome, and the bytes to write first.
+struct StreamStart : Connected {
+  /// Bytes written right after the preamble, before any replayed or live event: append a
+  /// "connected" event, or a snapshot when `replay_missed()` (`first += ssepp::encode(ev)`).
+  std::string first;
+
+  StreamStart() = default;
+  explicit StreamStart(Connected c) : Connected(std::move(c)) {}
 };
 
 /// The outcome of `Broadcaster::connect`: `Connected`, or why the client is not connected —

@@ -75,22 +75,8 @@ constexpr std::string_view to_string(EndReason r) noexcept {
   return {};
 }
 
-/// What a host sees, and may add to, as a stream opens (`EndpointOptions::on_open`).
-struct StreamStart {
-  ClientId id = 0;                            ///< the new client's id
-  Replay replay = Replay::none;               ///< what became of its Last-Event-ID
-  std::size_t replayed = 0;                   ///< events replayed
-  std::vector<std::string> refused_channels;  ///< initial channels refused (authoriser, name)
-  /// Bytes written right after the preamble, before any replayed or live event: append a
-  /// "connected" event, or a snapshot when `replay_missed()` (`first += ssepp::encode(ev)`).
-  std::string first;
-
-  /// The client asked to resume from an id the history does not have (unknown or too old): it
-  /// missed events, so send it the current state.
-  bool replay_missed() const noexcept {
-    return replay == Replay::unknown || replay == Replay::too_old;
-  }
-};
+/// What a host sees, and may add to, as a stream opens (see `ssepp::StreamStart`).
+using StreamStart = ssepp::StreamStart;
 
 /// Settings of an `EventEndpoint`.
 struct EndpointOptions {
@@ -372,11 +358,7 @@ class EventEndpoint {
     auto connected = s.hub.connect(box, std::move(who));
     if (!connected) return refuse(res, 503, connected.error());
 
-    StreamStart start;
-    start.id = connected->id;
-    start.replay = connected->replay;
-    start.replayed = connected->replayed;
-    start.refused_channels = std::move(connected->refused_channels);
+    StreamStart start(std::move(*connected));
     if (s.options.on_open) s.options.on_open(req, start);
 
     std::string first;

@@ -33,22 +33,8 @@
 SSEPP_BEGIN_NAMESPACE
 namespace asio {
 
-/// What a host sees, and may add to, as a stream opens (the `on_open` of `EventStreams::serve`).
-struct StreamStart {
-  ClientId id = 0;                            ///< the new client's id
-  Replay replay = Replay::none;               ///< what became of its Last-Event-ID
-  std::size_t replayed = 0;                   ///< events replayed
-  std::vector<std::string> refused_channels;  ///< initial channels refused (authoriser, name)
-  /// Bytes written right after the preamble, before any replayed or live event: append a
-  /// "connected" event, or a snapshot when `replay_missed()` (`first += ssepp::encode(ev)`).
-  std::string first;
-
-  /// The client asked to resume from an id the history does not have (unknown or too old): it
-  /// missed events, so send it the current state.
-  bool replay_missed() const noexcept {
-    return replay == Replay::unknown || replay == Replay::too_old;
-  }
-};
+/// What a host sees, and may add to, as a stream opens (see `ssepp::StreamStart`).
+using StreamStart = ssepp::StreamStart;
 
 /// Settings of an `EventStreams`.
 struct ServeOptions {
@@ -140,12 +126,7 @@ inline Result<asio::StreamStart> connect_client(
     const std::function<ConnectResult(const Mailbox&, ConnectOptions)>& connect) {
   ConnectResult r = connect ? connect(mailbox, std::move(who)) : hub.connect(mailbox, std::move(who));
   if (!r) return r.error();
-  asio::StreamStart s;
-  s.id = r->id;
-  s.replay = r->replay;
-  s.replayed = r->replayed;
-  s.refused_channels = std::move(r->refused_channels);
-  return s;
+  return asio::StreamStart(std::move(*r));
 }
 
 /// The registry of `EventStreams`, shared with its streams' hooks (it outlives either).
