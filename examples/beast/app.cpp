@@ -1,5 +1,8 @@
 // The application's state: the broadcaster (and the Redis bus with --redis), the event streams and
 // every stream setting.
+#if SSEPP_DEMO_COMPRESS
+#include <ssepp/compress.hpp>
+#endif
 #include "app.hpp"
 
 #include <cstdint>
@@ -68,6 +71,9 @@ ssepp::asio::ServeOptions App::serve_options() {
   s.preamble.retry = opts_.retry;
   s.cors = ssepp::CorsOptions{opts_.cors_origins, true};
   s.max_last_event_id = ssepp::default_max_last_event_id;  // admit() checks it first, in JSON
+#if SSEPP_DEMO_COMPRESS
+  if (opts_.compress) s.compression = ssepp::compression();
+#endif
 #if SSEPP_DEMO_REDIS
   // Through the bus, a Last-Event-ID older than this node's history is replayed from Redis.
   s.connect = [this](const ssepp::Mailbox& mailbox, ssepp::ConnectOptions who) {

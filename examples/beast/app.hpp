@@ -54,6 +54,7 @@ struct Options {
   int redis_port = 6379;
   std::string tls_cert;  // --tls-cert FILE and --tls-key FILE: HTTPS instead of HTTP
   std::string tls_key;
+  bool compress = false;  // --compress: gzip/deflate streams (ssepp::compress)
 };
 
 /// A request as the HTTP layer parsed it; views into its buffers.

@@ -29,7 +29,9 @@ const char* usage =
     "                         without credentials)\n"
     "  --redis HOST:PORT      share events with other nodes through Redis\n"
     "  --tls-cert FILE        serve HTTPS: the certificate chain (PEM); needs --tls-key\n"
-    "  --tls-key FILE         the private key (PEM) of --tls-cert\n";
+    "  --tls-key FILE         the private key (PEM) of --tls-cert\n"
+    "  --compress             gzip/deflate each stream whose client accepts it (one flush per\n"
+    "                         batch: nothing held back)\n";
 
 template <class T>
 bool number(std::string_view s, T& out, T min, T max) {
@@ -49,6 +51,15 @@ int main(int argc, char** argv) {
     if (flag == "-h" || flag == "--help") {
       std::fputs(usage, stdout);
       return 0;
+    }
+    if (flag == "--compress") {
+#if SSEPP_DEMO_COMPRESS
+      o.compress = true;
+      continue;
+#else
+      std::fprintf(stderr, "ssepp-demo: built without zlib, --compress is not available\n");
+      return 2;
+#endif
     }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "ssepp-demo: %s needs a value\n%s", argv[i], usage);

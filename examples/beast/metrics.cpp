@@ -92,6 +92,12 @@ Response App::metrics() {
          num(ss.writes));
   metric("ssepp_demo_frames_written_total", "counter", "Stream frames written to sockets.",
          num(ss.frames));
+  metric("ssepp_demo_streams_compressed_total", "counter", "Streams sent compressed.",
+         num(ss.compressed));
+  metric("ssepp_demo_uncompressed_bytes_total", "counter",
+         "Bytes of compressed streams before compression.", num(ss.uncompressed_bytes));
+  metric("ssepp_demo_compressed_bytes_total", "counter",
+         "Bytes of compressed streams after compression.", num(ss.compressed_bytes));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     metric("ssepp_demo_sessions", "gauge", "Login sessions.", num(sessions_.size()));

@@ -47,10 +47,11 @@ ensure_npm() {
 
 # What scripts/demo needs to configure and build ssepp-demo (examples/beast, with the other
 # examples configured beside it, tests off): the library's fmt, Boost's headers (Beast, Asio),
-# OpenSSL for ssepp::asio's TLS, and nlohmann-json for the examples. hiredis and cpp-httplib are
+# OpenSSL for ssepp::asio's TLS, zlib for --compress, and nlohmann-json for the examples. hiredis and cpp-httplib are
 # optional there (with hiredis the demo gains --redis; without cpp-httplib examples/httplib is
 # skipped).
-SSEPP_DEMO_DEBS=(cmake ninja-build g++ libfmt-dev libboost-dev libssl-dev nlohmann-json3-dev)
+SSEPP_DEMO_DEBS=(cmake ninja-build g++ libfmt-dev libboost-dev libssl-dev zlib1g-dev
+  nlohmann-json3-dev)
 # What every test build needs (scripts/test, scripts/bench, ...): the demo's, plus clang and its
 # sanitizer/libFuzzer runtime, Catch2, cpp-httplib, hiredis and a real redis-server, pkg-config
 # for the pkg-config consumer test, git for the fmt_missing consumer test's stand-in repository,
