@@ -351,7 +351,7 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
         client_(options_.client),
         resolver_(ex_),
         timer_(ex_) {
-    read_buf_.resize(16 * 1024);
+    read_buf_.resize(std::size_t{16} * 1024);
   }
 
   static std::string_view sv(::boost::beast::string_view s) noexcept { return {s.data(), s.size()}; }
@@ -425,7 +425,7 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
     busy_ = true;
     resolver_.async_resolve(
         to.host, std::to_string(to.port),
-        [self = shared_from_this()](error_code ec, tcp::resolver::results_type results) {
+        [self = shared_from_this()](error_code ec, const tcp::resolver::results_type& results) {
           self->busy_ = false;
           self->timer_.cancel();
           if (self->resolve_timed_out_ && ec) ec = ::boost::beast::error::timeout;

@@ -322,7 +322,7 @@ class EventStreams {
 
   /// Ends client `id`'s stream gracefully (see `EventStream::end`): what is queued, then `last`
   /// (empty: none), the final chunk, close. `errc::unknown_client` when it has no open stream.
-  Result<void> end(ClientId id, Frame last = {},
+  Result<void> end(ClientId id, const Frame& last = {},
                    std::chrono::milliseconds within = std::chrono::milliseconds::zero()) {
     auto [ptr, ops] = find(id);
     if (!ptr) return errc::unknown_client;
@@ -349,7 +349,7 @@ class EventStreams {
   /// requests get 503. `done` is posted to `ex` once no stream is left open (at once when none
   /// is). Close the listener first; call it once.
   template <class Executor>
-  void shutdown(const Executor& ex, std::function<void()> done, Frame last = {},
+  void shutdown(const Executor& ex, std::function<void()> done, const Frame& last = {},
                 std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
     std::vector<detail::StreamRegistry::Entry> open;
     auto complete = [ex, done = std::move(done)] {

@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -577,7 +578,7 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     timer_armed_ = false;
     if (done_) return;
     const auto now = Clock::now();
-    if (closing_ && (now >= close_deadline_ || now >= end_deadline_))
+    if (closing_ && now >= std::min(close_deadline_, end_deadline_))
       return close_now(EndReason::ended, {});
     if (now >= end_deadline_) return close_now(EndReason::end_timeout, {});
     if (idle_due() && now >= last_batch_ + idle_release_) {

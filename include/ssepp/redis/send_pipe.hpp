@@ -172,7 +172,7 @@ class SendPipe {
           why = "redis: send: cannot connect to " + options_.host + ":" +
                 std::to_string(options_.port) + ": " + error;
         }
-        fail(batch, 0, std::move(why));
+        fail(batch, 0, why);
         return;
       }
     }
@@ -198,7 +198,7 @@ class SendPipe {
     }
   }
 
-  static void fail(const std::vector<Request*>& batch, std::size_t from, std::string why) {
+  static void fail(const std::vector<Request*>& batch, std::size_t from, const std::string& why) {
     for (std::size_t i = from; i < batch.size(); ++i) {
       batch[i]->outcome.ok = false;
       batch[i]->outcome.why = i == from ? why : std::string();

@@ -433,10 +433,10 @@ class RedisStreamBus {
     return redis_shard_of(key, shards_.size());
   }
 
-  Want want(Target::Selector s) const {
+  Want want(const Target::Selector& s) const {
     Want w;
     w.key = detail::stream_key(options_.stream, s);
-    w.selector = std::move(s);
+    w.selector = s;
     return w;
   }
 
