@@ -129,6 +129,17 @@ inline Result<asio::StreamStart> connect_client(
   return asio::StreamStart(std::move(*r));
 }
 
+/// Adds one stream's counters to the totals.
+inline void add_to(asio::ServeStats& totals, const asio::StreamStats& s) noexcept {
+  totals.writes += s.writes;
+  totals.batches += s.batches;
+  totals.frames += s.frames;
+  totals.bytes += s.bytes;
+  totals.uncompressed_bytes += s.uncompressed_bytes;
+  totals.compressed_bytes += s.compressed_bytes;
+  totals.coder_releases += s.coder_releases;
+}
+
 /// The registry of `EventStreams`, shared with its streams' hooks (it outlives either).
 struct StreamRegistry {
   struct Ops {  // what the registry does with a stream, whatever its next layer
@@ -159,15 +170,6 @@ struct StreamRegistry {
   std::vector<std::function<void()>> on_empty;  // shutdown completions
   asio::ServeStats totals;                      // ended streams' counters, opened, refused
 
-  void add(const asio::StreamStats& s) {
-    totals.writes += s.writes;
-    totals.batches += s.batches;
-    totals.frames += s.frames;
-    totals.bytes += s.bytes;
-    totals.uncompressed_bytes += s.uncompressed_bytes;
-    totals.compressed_bytes += s.compressed_bytes;
-    totals.coder_releases += s.coder_releases;
-  }
 
   /// A stream ended: forget it; completes a shutdown when it was the last.
   void remove(ClientId id, asio::EndReason reason, const asio::StreamStats& s) {
@@ -176,7 +178,7 @@ struct StreamRegistry {
       std::lock_guard<std::mutex> lock(mutex);
       streams.erase(id);
       ++totals.ended[static_cast<std::size_t>(reason)];
-      add(s);
+      add_to(totals, s);
       if (streams.empty()) done.swap(on_empty);
     }
     for (auto& f : done) f();
@@ -400,13 +402,7 @@ class EventStreams {
       if (auto p = e.stream.lock()) {
         const StreamStats st = e.ops->stats(p.get());
         if (st.ended) continue;  // counted in the totals
-        s.writes += st.writes;
-        s.batches += st.batches;
-        s.frames += st.frames;
-        s.bytes += st.bytes;
-        s.uncompressed_bytes += st.uncompressed_bytes;
-        s.compressed_bytes += st.compressed_bytes;
-        s.coder_releases += st.coder_releases;
+        detail::add_to(s, st);
       }
     }
     return s;
