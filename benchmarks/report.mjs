@@ -249,7 +249,7 @@ const scaleDetail = [];
   if (acPlain.length && acGzip.length) {
     const p = acPlain[acPlain.length - 1];
     const g = acGzip[acGzip.length - 1];
-    const at = `asio/${g.clients}x${g.rate}per-s`;
+    const at = `asio-compress/${g.clients}x${g.rate}`; // streams x events/s
     figure('compression over loopback', `${at}/gzip/cpu-per-delivery`, g.cpu_us_per_delivery, 'µs', 'ssepp::asio plain, same load', p.cpu_us_per_delivery, { same_process: true });
     figure('compression over loopback', `${at}/gzip/wire-bytes-per-delivery`, g.wire_bytes_per_delivery, 'B', 'ssepp::asio plain, same load', p.wire_bytes_per_delivery, { same_process: true });
   }
