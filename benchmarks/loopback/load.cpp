@@ -389,9 +389,14 @@ class Load {
     if (!publish_check()) return fail("the server refused a publish: " + pub_.last_error);
     settle(0.2, 2);
     const long rss_empty = process_rss_kb(o_.server_pid);
+    // A few descriptors stay free for the /proc reads (and a stream refused by the server).
+    std::size_t want = o_.scale;
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      want = std::min<std::size_t>(want, rl.rlim_cur > 32 ? static_cast<std::size_t>(rl.rlim_cur) - 32 : 1);
     const auto t_open = now_ns();
-    streams_.reserve(o_.scale);
-    if (!connect_streams(o_.scale)) {
+    streams_.reserve(want);
+    if (!connect_streams(want)) {
       // Out of descriptors (or the server stopped accepting): keep what opened.
       pump(1.0);
       for (auto& st : streams_)
