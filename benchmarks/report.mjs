@@ -7,7 +7,9 @@
 //                   compress)
 //   parse.jsonl     {"corpus","who":"ssepp"|"node","r":{…parse line…}} per process run
 //   encode.jsonl    lines of peers/encode.mjs
-//   loopback.jsonl  {"server","r":{…ssepp-load line…}}
+//   loopback.jsonl  {"server","r":{…ssepp-load line…}} (server "ssepp-demo-gzip": ssepp-load --gzip)
+//   scale.jsonl     {"server","r":{…ssepp-load --scale line…}}
+//   asio-compress.jsonl  ssepp-asio-compress lines: CPU per delivery through ssepp::asio, plain/gzip
 //   meta.json       machine and command
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
