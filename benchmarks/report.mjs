@@ -7,7 +7,9 @@
 //                   compress)
 //   parse.jsonl     {"corpus","who":"ssepp"|"node","r":{…parse line…}} per process run
 //   encode.jsonl    lines of peers/encode.mjs
-//   loopback.jsonl  {"server","r":{…ssepp-load line…}}
+//   loopback.jsonl  {"server","r":{…ssepp-load line…}} (server "ssepp-demo-gzip": ssepp-load --gzip)
+//   scale.jsonl     {"server","r":{…ssepp-load --scale line…}}
+//   asio-compress.jsonl  ssepp-asio-compress lines: CPU per delivery through ssepp::asio, plain/gzip
 //   meta.json       machine and command
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -114,6 +116,7 @@ for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('compress
 // ---- loopback ----------------------------------------------------------------------------------
 const servers = {
   'ssepp-demo': 'ssepp demo (Beast, 1 thread)',
+  'ssepp-minimal': 'ssepp minimal server (examples/asio, 1 thread)',
   'ssepp-epoll': 'ssepp Broadcaster on bare epoll (1 thread)',
   'node-http': 'Node http (Map + res.write)',
   'better-sse': 'better-sse channel',
@@ -134,9 +137,10 @@ const pick = (server, kind, n) => {
 };
 const loopbackDetail = [];
 const ns = [...new Set(loop.filter((l) => l.r.kind === 'sustainable').map((l) => l.r.clients))].sort((a, b) => a - b);
-// Ours twice: the Beast demo server (the issue's subject), and the Broadcaster on the same bare
-// epoll loop as the ceiling (what the library costs apart from an HTTP stack).
-const oursKeys = { 'ssepp-demo': 'demo', 'ssepp-epoll': 'epoll' };
+// Ours three times: the Beast demo server (the issue's subject), the minimal server of the README
+// (examples/asio), and the Broadcaster on the same bare epoll loop as the ceiling (what the
+// library costs apart from an HTTP stack).
+const oursKeys = { 'ssepp-demo': 'demo', 'ssepp-minimal': 'minimal', 'ssepp-epoll': 'epoll' };
 const peers = ['node-http', 'better-sse', 'nchan', 'ceiling'];
 // Server CPU per delivered event at the fixed load: what each delivery costs the server, which
 // (unlike a rate) does not depend on how much of its core a busy machine left it.
@@ -198,6 +202,92 @@ for (const [oursKey, short] of Object.entries(oursKeys)) {
   if (nchanIdle) figure('fan-out over loopback', name, oursIdle.kb_per_connection, 'KB', servers.nchan, nchanIdle.kb_per_connection);
 }
 
+// ---- loopback: compression and scale -------------------------------------------------------------
+const scaleDetail = [];
+// The demo with --compress (server "ssepp-demo-gzip" in loopback.jsonl, driven by ssepp-load
+// --gzip) beside nchan (uncompressed) and the plain demo of the same run; ssepp::asio's CPU per
+// delivery plain vs gzip (asio-compress.jsonl); and the scale rows (scale.jsonl): RSS per idle
+// stream and the time one broadcast takes to reach every stream.
+{
+  const gz = 'ssepp-demo-gzip';
+  const gzLabel = 'ssepp demo with --compress (gzip, 1 thread)';
+  const plainLabel = servers['ssepp-demo'];
+  const perEvent = (r, key) => (r && r.received_in_window && r[key] !== undefined ? r[key] / r.received_in_window : null);
+  for (const n of ns) {
+    const s = pick(gz, 'sustainable', n);
+    const f = pick(gz, 'fixed', n);
+    if (s || f) loopbackDetail.push({ n, server: gzLabel, key: gz, sustainable: s, fixed: f });
+    const base = `loopback/${n}/demo-gzip`;
+    if (s) {
+      const nchan = pick('nchan', 'sustainable', n);
+      if (nchan) figure('compression over loopback', `${base}/sustainable`, s.deliveries_per_s, 'deliveries/s', `${servers.nchan}, uncompressed`, nchan.deliveries_per_s);
+      const plain = pick('ssepp-demo', 'sustainable', n);
+      if (plain) figure('compression over loopback', `${base}/sustainable`, s.deliveries_per_s, 'deliveries/s', plainLabel, plain.deliveries_per_s);
+    }
+    const cost = perDelivery(f);
+    const plainFixed = pick('ssepp-demo', 'fixed', n);
+    if (cost !== null) {
+      const plainCost = perDelivery(plainFixed);
+      if (plainCost !== null) figure('compression over loopback', `${base}/server-cpu-per-delivery`, cost, 'µs', plainLabel, plainCost);
+      const nchanCost = perDelivery(pick('nchan', 'fixed', n));
+      if (nchanCost !== null) figure('compression over loopback', `${base}/server-cpu-per-delivery`, cost, 'µs', `${servers.nchan}, uncompressed`, nchanCost);
+    }
+    // Bytes per event at the batches the demo forms at the fixed load: the compressed content
+    // against the same events inflated, and the TCP payload (chunked framing included) against
+    // the plain demo's at the same load.
+    const body = perEvent(f, 'body_bytes');
+    const inflated = perEvent(f, 'inflated_bytes');
+    if (body !== null && inflated && f.coded_streams > 0)
+      figure('compression over loopback', `${base}/fixed-${Math.round(f.deliveries_per_s / 1000)}k/content-bytes-per-event`, body, 'B', 'the same events inflated', inflated);
+    const wire = perEvent(f, 'wire_bytes');
+    const plainWire = perEvent(plainFixed, 'wire_bytes');
+    if (wire !== null && plainWire)
+      figure('compression over loopback', `${base}/fixed-${Math.round(f.deliveries_per_s / 1000)}k/wire-bytes-per-event`, wire, 'B', `${plainLabel}, same load`, plainWire);
+  }
+  // ssepp::asio on loopback sockets, plain against gzip (ssepp-asio-compress): CPU per delivery.
+  const ac = lines('asio-compress.jsonl').filter((l) => l.bench === 'asio-compress');
+  const acPlain = ac.filter((l) => l.mode === 'plain');
+  const acGzip = ac.filter((l) => l.mode === 'gzip');
+  if (acPlain.length && acGzip.length) {
+    const p = acPlain[acPlain.length - 1];
+    const g = acGzip[acGzip.length - 1];
+    const at = `asio-compress/${g.clients}x${g.rate}`; // streams x events/s
+    figure('compression over loopback', `${at}/gzip/cpu-per-delivery`, g.cpu_us_per_delivery, 'µs', 'ssepp::asio plain, same load', p.cpu_us_per_delivery, { same_process: true });
+    figure('compression over loopback', `${at}/gzip/wire-bytes-per-delivery`, g.wire_bytes_per_delivery, 'B', 'ssepp::asio plain, same load', p.wire_bytes_per_delivery, { same_process: true });
+  }
+  // Scale: as many idle streams as the limits allow, per server.
+  const scaleLabels = { 'ssepp-demo': 'demo', 'ssepp-minimal': 'minimal', [gz]: 'demo-gzip' };
+  const scaleRuns = lines('scale.jsonl');
+  const scaleOf = (server) => {
+    const all = scaleRuns.filter((l) => l.server === server && l.r.kind === 'scale');
+    return all.length ? all[all.length - 1].r : null;
+  };
+  const nchanScale = scaleOf('nchan');
+  const plainScale = scaleOf('ssepp-demo');
+  for (const [server, short] of Object.entries(scaleLabels)) {
+    const r = scaleOf(server);
+    if (!r) continue;
+    const base = `scale/${r.streams}/${short}`;
+    const baseline = server === gz ? plainScale : nchanScale;
+    const bLabel = server === gz ? `${plainLabel}, uncompressed` : servers.nchan;
+    const bOk = baseline && baseline.streams === r.streams;
+    // A compressed stream holds its deflater from its first bytes until it has been idle for the
+    // coding's idle_release (30 s by default): the streams just opened here all still hold one.
+    const idleName = server === gz ? 'rss-per-stream-just-opened' : 'rss-per-idle-stream';
+    figure('scale', `${base}/${idleName}`, r.kb_per_stream, 'KB', bOk ? bLabel : null, bOk ? baseline.kb_per_stream : null);
+    if (server === gz) {
+      // Active compressed streams: RSS after the broadcasts (every deflater in use), above the
+      // uncompressed demo's at the same point.
+      if (bOk) figure('scale', `${base}/extra-rss-per-active-stream`, r.kb_per_stream_after_broadcasts - baseline.kb_per_stream_after_broadcasts, 'KB');
+    }
+    figure('scale', `${base}/broadcast-to-all`, r.broadcast_ms, 'ms', bOk ? bLabel : null, bOk ? baseline.broadcast_ms : null);
+  }
+  for (const server of ['ssepp-demo', 'ssepp-minimal', 'nchan', gz]) {
+    const r = scaleOf(server);
+    if (r) scaleDetail.push({ server: server === gz ? gzLabel : servers[server], r });
+  }
+}
+
 // ---- targets -----------------------------------------------------------------------------------
 // Each target applies to the figures whose name and baseline match; `check` gets the figure.
 const targets = [
@@ -211,13 +301,21 @@ const targets = [
   { name: /^fanout\/.*\/allocs-per-recipient$/, baseline: null, text: '0', check: (f) => f.value === 0 },
   { name: /^loopback\/\d+\/\w+\/sustainable$/, baseline: /^Node http/, text: '≥ 3x', check: (f) => f.ratio >= 3 },
   { name: /^loopback\/\d+\/\w+\/sustainable$/, baseline: /^better-sse/, text: '≥ 8x', check: (f) => f.ratio >= 8 },
-  { name: /^loopback\/\d+\/\w+\/sustainable$/, baseline: /ceiling/, text: '≥ 0.7x', check: (f) => f.ratio >= 0.7 },
+  { name: /^loopback\/\d+\/epoll\/sustainable$/, baseline: /ceiling/, text: '≥ 0.7x', check: (f) => f.ratio >= 0.7 },
   { name: /^loopback\/\d+\/\w+\/sustainable$/, baseline: /nchan/, text: '≥ 10x', check: (f) => f.ratio >= 10 },
   { name: /^loopback\/\d+\/\w+\/fixed-\d+k\/p99$/, baseline: /nchan/, text: '≤ 1x nchan', check: (f) => f.ratio <= 1 },
   { name: /^loopback\/\d+\/\w+\/server-cpu-per-delivery$/, baseline: /nchan/, text: '≤ 1x nchan', check: (f) => f.ratio <= 1 },
   { name: /^loopback\/\d+\/\w+\/idle-rss-per-connection$/, baseline: /nchan/, text: '≤ 0.25x nchan', check: (f) => f.ratio <= 0.25 },
   { name: /^loopback\/\d+\/\w+\/fixed-\d+k\/p99$/, baseline: /./, text: '≤ 10 ms', check: (f) => f.value <= 10 },
   { name: /^loopback\/\d+\/\w+\/idle-rss-per-connection$/, baseline: /./, text: '≤ 8 KB', check: (f) => f.value <= 8 },
+  // The demo and the minimal server, both on ssepp::asio: ≥ 0.8x the no-library ceiling.
+  { name: /^loopback\/\d+\/(demo|minimal)\/sustainable$/, baseline: /ceiling/, text: '≥ 0.8x', check: (f) => f.ratio >= 0.8 },
+  // Scale (issue 16): idle RSS per stream at most a quarter of nchan's.
+  { name: /^scale\/\d+\/(demo|minimal)\/rss-per-idle-stream$/, baseline: /nchan/, text: '≤ 0.25x nchan', check: (f) => f.ratio <= 0.25 },
+  // Compression (issue 18): per stream, at most 2 KB idle and 32 KB active above a plain one.
+  { name: /^compress\/[^/]+\/idle stream memory$/, baseline: null, text: '≤ 2 KB', check: (f) => f.value <= 2048 },
+  { name: /^compress\/[^/]+\/active stream memory$/, baseline: /./, text: '≤ 32 KB', check: (f) => f.value <= 32768 },
+  { name: /^scale\/\d+\/demo-gzip\/extra-rss-per-active-stream$/, baseline: null, text: '≤ 32 KB', check: (f) => f.value <= 32 },
 ];
 for (const f of figures) {
   f.checks = [];
@@ -292,6 +390,18 @@ if (loopbackDetail.length) {
   for (const d of loopbackDetail.filter((x) => x.idle))
     out.push(
       `| ${d.server} | ${(d.r.rss_empty_kb / 1024).toFixed(1)} MB | ${(d.r.rss_idle_kb / 1024).toFixed(1)} MB | ${d.r.clients} | ${d.r.kb_per_connection.toFixed(2)} |`,
+    );
+}
+if (scaleDetail.length) {
+  out.push('');
+  out.push('Scale: as many idle streams as the descriptor limits allow, then single broadcasts:');
+  out.push('');
+  out.push('| server | streams | RSS empty | RSS idle | KB per idle stream | KB per stream after broadcasts | one broadcast to every stream (median) | delivered |');
+  out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const { server, r } of scaleDetail)
+    out.push(
+      `| ${server} | ${r.streams} | ${(r.rss_empty_kb / 1024).toFixed(1)} MB | ${(r.rss_idle_kb / 1024).toFixed(1)} MB | ${r.kb_per_stream.toFixed(2)} | ` +
+        `${r.kb_per_stream_after_broadcasts.toFixed(2)} | ${num(r.broadcast_ms)} ms | ${(r.delivered_frac * 100).toFixed(1)}% |`,
     );
 }
 console.log(out.join('\n'));

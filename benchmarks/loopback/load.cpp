@@ -8,9 +8,21 @@
 //   {"kind":"step",...}         one rate tried: delivered fraction, p50/p99, server CPU and RSS
 //   {"kind":"sustainable",...}  the highest rate with p99 <= --max-p99-ms and >= --min-delivered
 //   {"kind":"fixed",...}        the fixed load (--fixed deliveries/s): p50/p99, CPU, RSS
+// Step and fixed lines count the bytes that arrived on the streams in the window (wire_bytes,
+// TCP payload; body_bytes, the content as sent; inflated_bytes, after gunzip): with --gzip the
+// streams send `Accept-Encoding: gzip` and a gzip-coded stream is inflated with ssepp's
+// Decompressor before parsing, so body/inflated is what compression saved at the batches the
+// server formed.
+// --scale N (instead of the search): opens up to N idle streams (as many as the descriptor limit
+// allows), prints the server's RSS per stream, then times a few broadcasts (one POST /publish
+// each) until every stream has the event:
+//   {"kind":"scale",...}        streams, KB per idle stream, median ms for a broadcast to reach all
 // Every run is bounded: each step lasts --step seconds plus a bounded drain, and --deadline stops
 // the whole run. Loopback only: --host must be a 127.x address.
 #include <ssepp/parser.hpp>
+#ifdef SSEPP_LOAD_GZIP
+#include <ssepp/compress.hpp>
+#endif
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -172,6 +184,9 @@ struct Options {
   std::size_t payload = 200;  // bytes of event data
   std::size_t max_inflight = 2048;
   std::string label;
+  bool gzip = false;        // ask for gzip, inflate what comes gzip-coded
+  std::size_t scale = 0;    // the scale mode: this many idle streams at most (0: the search)
+  int scale_broadcasts = 5;
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -183,7 +198,9 @@ struct Options {
       "       [--cpu K] [--step S] [--warmup S] [--drain S] [--bisect K] [--retries K] [--factor "
       "F]\n"
       "       [--start R] [--max-rate R] [--fixed R] [--max-p99-ms MS] [--min-delivered F]\n"
-      "       [--deadline S] [--payload BYTES] [--label NAME]\n"
+      "       [--deadline S] [--payload BYTES] [--label NAME] [--gzip]\n"
+      "       ssepp-load --port P --scale N [--broadcasts K] [--gzip] ...: idle streams, RSS per\n"
+      "       stream, time for one broadcast to reach every stream\n"
       "rates are deliveries per second (broadcasts per second times N)\n",
       why);
   std::exit(2);
@@ -193,6 +210,14 @@ Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
+    if (flag == "--gzip") {
+#ifdef SSEPP_LOAD_GZIP
+      o.gzip = true;
+      continue;
+#else
+      usage("built without zlib: --gzip is not available");
+#endif
+    }
     if (i + 1 >= argc) usage(("missing value for " + flag).c_str());
     std::string v = argv[++i];
     auto num = [&] { return std::strtod(v.c_str(), nullptr); };
@@ -247,6 +272,10 @@ Options parse_options(int argc, char** argv) {
       o.payload = static_cast<std::size_t>(num());
     else if (flag == "--label")
       o.label = v;
+    else if (flag == "--scale")
+      o.scale = static_cast<std::size_t>(num());
+    else if (flag == "--broadcasts")
+      o.scale_broadcasts = std::atoi(v.c_str());
     else
       usage(("unknown option " + flag).c_str());
   }
@@ -269,6 +298,9 @@ struct Stream {
   std::size_t chunk_left = 0;
   bool chunk_size_seen = false;
   ssepp::Parser parser;
+#ifdef SSEPP_LOAD_GZIP
+  std::unique_ptr<ssepp::Decompressor> inflater;  // set when the response is gzip-coded
+#endif
 };
 
 struct Publisher {
@@ -294,6 +326,7 @@ class Load {
   }
 
   int run() {
+    if (o_.scale > 0) return run_scale();
     std::size_t max_n = *std::max_element(o_.clients.begin(), o_.clients.end());
     streams_.reserve(max_n);
     if (!open_publisher()) return fail("cannot connect the publisher");
@@ -342,10 +375,75 @@ class Load {
     std::size_t streams = 0;
     std::size_t max_inflight = 0;      // most publishes awaiting their response at once
     std::uint64_t streams_closed = 0;  // streams the server ended during the step
+    std::uint64_t wire_bytes = 0, body_bytes = 0, inflated_bytes = 0;  // arrived in the window
+    std::size_t coded_streams = 0;                                     // gzip-coded streams open
     bool pass = false;
   };
 
   bool past_deadline() const { return seconds_since(start_) > o_.deadline; }
+
+  /// The scale mode: as many idle streams as the limits allow (up to --scale), the server's RSS
+  /// per stream, then --broadcasts single publishes, each timed until every open stream has it.
+  int run_scale() {
+    if (!open_publisher()) return fail("cannot connect the publisher");
+    if (!publish_check()) return fail("the server refused a publish: " + pub_.last_error);
+    settle(0.2, 2);
+    const long rss_empty = process_rss_kb(o_.server_pid);
+    // A few descriptors stay free for the /proc reads (and a stream refused by the server).
+    std::size_t want = o_.scale;
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      want = std::min<std::size_t>(want, rl.rlim_cur > 32 ? static_cast<std::size_t>(rl.rlim_cur) - 32 : 1);
+    const auto t_open = now_ns();
+    streams_.reserve(want);
+    if (!connect_streams(want)) {
+      // Out of descriptors (or the server stopped accepting): keep what opened.
+      pump(1.0);
+      for (auto& st : streams_)
+        if (st->state != Stream::State::body) close_stream(*st);
+    }
+    const double open_s = seconds_since(t_open);
+    const std::size_t n = open_count();
+    if (n == 0) return fail("no stream opened");
+    pump(1.0);
+    const long rss_idle = process_rss_kb(o_.server_pid);
+    std::vector<double> ms;
+    std::uint64_t expected = 0, delivered = 0;
+    for (int k = 0; k < o_.scale_broadcasts && !past_deadline(); ++k) {
+      settle(0.2, 2);
+      const std::size_t open = open_count();
+      window_first_ = seq_;
+      window_end_ = seq_ + 1;
+      window_delivered_ = 0;
+      const auto t0 = now_ns();
+      last_delivery_ns_ = t0;
+      queue_publish(seq_++);
+      want_publisher_out();
+      while (window_delivered_ < open && seconds_since(t0) < 10) poll_once(5);
+      expected += open;
+      delivered += window_delivered_;
+      ms.push_back(static_cast<double>(last_delivery_ns_ - t0) / 1e6);
+      while (pub_.inflight > 0 && pub_.fd >= 0 && seconds_since(t0) < 15) poll_once(5);
+    }
+    window_first_ = window_end_ = ~0ull;
+    const long rss_active = process_rss_kb(o_.server_pid);
+    std::vector<double> sorted = ms;
+    std::sort(sorted.begin(), sorted.end());
+    const double median = sorted.empty() ? 0 : sorted[sorted.size() / 2];
+    std::string all;
+    for (double m : ms) all += (all.empty() ? "" : ",") + std::to_string(m);
+    std::printf(
+        "{\"kind\":\"scale\",\"label\":\"%s\",\"asked\":%zu,\"streams\":%zu,"
+        "\"coded_streams\":%zu,\"open_s\":%.3f,\"rss_empty_kb\":%ld,\"rss_idle_kb\":%ld,"
+        "\"rss_after_broadcasts_kb\":%ld,\"kb_per_stream\":%.3f,\"kb_per_stream_after_broadcasts\":%.3f,"
+        "\"broadcast_ms\":%.3f,\"broadcast_ms_all\":[%s],\"delivered_frac\":%.5f}\n",
+        o_.label.c_str(), o_.scale, n, coded_streams_, open_s, rss_empty, rss_idle, rss_active,
+        static_cast<double>(rss_idle - rss_empty) / static_cast<double>(n),
+        static_cast<double>(rss_active - rss_empty) / static_cast<double>(n), median, all.c_str(),
+        expected ? static_cast<double>(delivered) / static_cast<double>(expected) : 0);
+    std::fflush(stdout);
+    return delivered == expected && expected > 0 ? 0 : 1;
+  }
 
   int fail(const std::string& why) {
     std::fprintf(stderr, "ssepp-load%s%s: %s\n", o_.label.empty() ? "" : " ", o_.label.c_str(),
@@ -483,6 +581,12 @@ class Load {
   }
 
   void close_stream(Stream& s) {
+#ifdef SSEPP_LOAD_GZIP
+    if (s.inflater) {
+      s.inflater.reset();
+      --coded_streams_;
+    }
+#endif
     if (s.fd >= 0) {
       epoll_ctl(ep_, EPOLL_CTL_DEL, s.fd, nullptr);
       ::close(s.fd);
@@ -550,8 +654,9 @@ class Load {
       char req[512];
       int n = std::snprintf(req, sizeof req,
                             "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n"
-                            "Cache-Control: no-cache\r\n\r\n",
-                            o_.path.c_str(), o_.host.c_str(), o_.port);
+                            "Cache-Control: no-cache\r\n%s\r\n",
+                            o_.path.c_str(), o_.host.c_str(), o_.port,
+                            o_.gzip ? "Accept-Encoding: gzip\r\n" : "");
       if (::send(s.fd, req, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) return close_stream(s);
       s.state = Stream::State::head;
       epoll_event ev{};
@@ -587,6 +692,14 @@ class Load {
         s.chunked =
             te != std::string_view::npos &&
             s.head.substr(te, s.head.find('\r', te) - te).find("chunked") != std::string::npos;
+#ifdef SSEPP_LOAD_GZIP
+        auto ce = find_header(std::string_view(s.head).substr(0, end), "content-encoding:");
+        if (o_.gzip && ce != std::string_view::npos &&
+            s.head.substr(ce, s.head.find('\r', ce) - ce).find("gzip") != std::string::npos) {
+          s.inflater = std::make_unique<ssepp::Decompressor>(ssepp::Format::gzip);
+          ++coded_streams_;
+        }
+#endif
         s.state = Stream::State::body;
         std::string rest = s.head.substr(end + 4);
         s.head.clear();
@@ -648,7 +761,26 @@ class Load {
     return true;
   }
 
+  /// Content bytes of a stream: inflated when gzip-coded, then parsed.
   bool feed(Stream& s, std::string_view bytes) {
+    body_bytes_ += bytes.size();
+#ifdef SSEPP_LOAD_GZIP
+    if (s.inflater) {
+      for (;;) {
+        inflated_.clear();
+        auto r = s.inflater->decompress_to(inflated_, bytes);
+        if (!r) return false;
+        bytes.remove_prefix(r->consumed);
+        if (!parse(s, inflated_)) return false;
+        if (!r->more && (bytes.empty() || r->consumed == 0)) return bytes.empty();
+      }
+    }
+#endif
+    return parse(s, bytes);
+  }
+
+  bool parse(Stream& s, std::string_view bytes) {
+    inflated_bytes_ += bytes.size();
     return s.parser.feed(bytes, [this](const ssepp::EventView& ev) { on_event(ev.data); })
         .has_value();
   }
@@ -666,6 +798,7 @@ class Load {
     ++events_;
     if (seq < window_first_ || seq >= window_end_) return;
     ++window_delivered_;
+    last_delivery_ns_ = recv_ns_;
     hist_.add(recv_ns_ > sent ? recv_ns_ - sent : 0);
   }
 
@@ -762,10 +895,15 @@ class Load {
     window_end_ = seq_;
     const double cpu0 = process_cpu_seconds(o_.server_pid), self0 = self_cpu_seconds();
     const auto w0 = now_ns();
-    const std::uint64_t events0 = events_;
+    const std::uint64_t events0 = events_, wire0 = bytes_, body0 = body_bytes_,
+                        inflated0 = inflated_bytes_;
     res.published = run_for(o_.step, true);
     const double wall = seconds_since(w0);
     res.received = events_ - events0;
+    res.wire_bytes = bytes_ - wire0;
+    res.body_bytes = body_bytes_ - body0;
+    res.inflated_bytes = inflated_bytes_ - inflated0;
+    res.coded_streams = coded_streams_;
     res.window = wall;
     res.server_cpu = (process_cpu_seconds(o_.server_pid) - cpu0) / wall;
     res.client_cpu = (self_cpu_seconds() - self0) / wall;
@@ -807,14 +945,16 @@ class Load {
         "\"received_in_window\":%llu,\"window_s\":%.3f,\"delivered_frac\":%.5f,\"p50_ms\":%.3f,"
         "\"p99_ms\":%.3f,\"max_ms\":%.3f,"
         "\"server_cpu\":%.3f,\"client_cpu\":%.3f,\"rss_kb\":%ld,\"publisher_behind\":%s,"
-        "\"publish_errors\":%llu,\"max_inflight\":%zu,\"streams_closed\":%llu,\"pass\":%s}\n",
+        "\"publish_errors\":%llu,\"max_inflight\":%zu,\"streams_closed\":%llu,\"wire_bytes\":%llu,"
+        "\"body_bytes\":%llu,\"inflated_bytes\":%llu,\"coded_streams\":%zu,\"pass\":%s}\n",
         kind, o_.label.c_str(), n, r.streams, r.rate, r.broadcasts_per_s,
         static_cast<unsigned long long>(r.published), static_cast<unsigned long long>(r.expected),
         static_cast<unsigned long long>(r.delivered), static_cast<unsigned long long>(r.received),
         r.window, frac, r.p50_ms, r.p99_ms, r.max_ms, r.server_cpu, r.client_cpu, r.rss_kb,
         r.publisher_behind ? "true" : "false", static_cast<unsigned long long>(r.publish_errors),
         r.max_inflight, static_cast<unsigned long long>(r.streams_closed),
-        r.pass ? "true" : "false");
+        static_cast<unsigned long long>(r.wire_bytes), static_cast<unsigned long long>(r.body_bytes),
+        static_cast<unsigned long long>(r.inflated_bytes), r.coded_streams, r.pass ? "true" : "false");
     std::fflush(stdout);
   }
 
@@ -885,6 +1025,10 @@ class Load {
   std::uint64_t window_first_ = ~0ull, window_end_ = ~0ull;
   std::uint64_t window_delivered_ = 0, events_ = 0, bytes_ = 0, streams_closed_ = 0;
   std::uint64_t recv_ns_ = 0;
+  std::uint64_t last_delivery_ns_ = 0;  // when the window's latest event arrived
+  std::uint64_t body_bytes_ = 0, inflated_bytes_ = 0;
+  std::size_t coded_streams_ = 0;
+  std::string inflated_;
   Histogram hist_;
 };
 
