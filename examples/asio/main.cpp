@@ -62,7 +62,7 @@ struct Session : std::enable_shared_from_this<Session> {
 void accept(tcp::acceptor& acceptor, Hub& hub, ssepp::asio::EventStreams& sse) {
   acceptor.async_accept([&](beast::error_code ec, tcp::socket socket) {
     if (ec) return;  // the acceptor was closed: shutting down
-    socket.set_option(tcp::no_delay(true), ec);  // small events go out now, not after an ACK
+    socket.set_option(tcp::no_delay(true), ec);  // /publish replies go out now (streams set it too)
     std::make_shared<Session>(std::move(socket), hub, sse)->run();
     accept(acceptor, hub, sse);
   });

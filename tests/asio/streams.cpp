@@ -9,6 +9,10 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 
@@ -483,6 +487,13 @@ TEST_CASE("EventStream on its own: a socket, a mailbox, the hooks", "[asio]") {
   Client c(client_loop.ioc(), acceptor.local_endpoint().port(), Client::get());
   c.read();
   tcp::socket socket = accepted.get_future().get();
+  const auto fd = socket.native_handle();
+  const auto nodelay = [fd] {
+    int on = 0;
+    socklen_t len = sizeof on;
+    return ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on != 0;
+  };
+  CHECK_FALSE(nodelay());  // an accepted socket starts with Nagle on
 
   ssepp::Mailbox mailbox;
   using Stream = ssepp::asio::EventStream<tcp::socket>;
@@ -499,6 +510,7 @@ TEST_CASE("EventStream on its own: a socket, a mailbox, the hooks", "[asio]") {
   stream->start(head, std::move(hooks));
   (void)mailbox.send(ssepp::Frame::from_event(ev("m", "queued")));
   REQUIRE(c.wait_events(2));
+  CHECK(nodelay());  // StreamOptions::no_delay: batches are written whole, Nagle only delays
   stream->end();
   REQUIRE(c.wait_closed());
   Seen s = c.seen();

@@ -74,6 +74,10 @@ struct StreamOptions {
   /// After an end (final chunk written, then FIN or TLS close_notify): how long to wait for the
   /// client to close its side, so the last bytes are read rather than reset, before closing.
   std::chrono::milliseconds close_timeout{std::chrono::seconds(2)};
+  /// Sets TCP_NODELAY on the connection when the stream starts. A stream writes whole batches
+  /// itself, so Nagle's algorithm would only hold an event back until the previous write is
+  /// acknowledged (up to the peer's delayed-ACK time, 40 ms on Linux).
+  bool no_delay = true;
 };
 
 /// What `EventStream::start` writes before the first batch of frames.
@@ -300,6 +304,10 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     if (coding_error_) return close_now(EndReason::io_error, {});
     started_ = true;
     detail::no_layer_timeout(::boost::beast::get_lowest_layer(next_));
+    if (options_.no_delay) {
+      error_code ignored;  // not a TCP socket (or already closed): nothing to tune
+      raw().set_option(::boost::asio::ip::tcp::no_delay(true), ignored);
+    }
     if constexpr (plain) {
       error_code ec;
       raw().non_blocking(true, ec);
