@@ -1580,6 +1580,50 @@ TEST_CASE("three shards: a shard killed and restarted; sends to it fail, the oth
   CHECK(b.bus.stats().reconnects >= 1);
 }
 
+TEST_CASE("per-shard stats: each shard's endpoint in order, its connection, appends and reads",
+          "[threads]") {
+  Shards shards(2);
+  Node a(shards.options()), b(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  const std::string on0 = name_on(0, "s", Target::Kind::channel, 2);
+  const std::string on1 = name_on(1, "s", Target::Kind::channel, 2);
+  auto client_r = b.connect(as("", {}, {on1}));  // node B needs shard 1's channel only
+  auto client = client_r.first;
+  REQUIRE(client_r.second);
+  auto st = a.bus.stats();
+  REQUIRE(st.per_shard.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(st.per_shard[i].endpoint.host == "127.0.0.1");
+    CHECK(st.per_shard[i].endpoint.port == shards.servers[i]->port());
+    CHECK(st.per_shard[i].connected);
+  }
+  for (int i = 0; i < 3; ++i) REQUIRE(a.bus.publish(on0, ev("zero")));
+  for (int i = 0; i < 2; ++i) REQUIRE(a.bus.publish(on1, ev("one")));
+  st = a.bus.stats();
+  CHECK(st.per_shard[0].appended == 3);
+  CHECK(st.per_shard[1].appended == 2);
+  CHECK(st.published == 5);
+  REQUIRE(eventually([&] { return client->now().size() == 2; }));
+  auto sb = b.bus.stats();
+  CHECK(sb.per_shard[0].received == 0);  // nothing of shard 0 is for node B's client
+  CHECK(sb.per_shard[1].received == 2);
+  CHECK(sb.received == 2);
+  CHECK(sb.per_shard[1].streams >= 1);
+  CHECK(sb.per_shard[0].streams + sb.per_shard[1].streams == sb.streams);
+
+  shards.servers[0]->kill();
+  CHECK_FALSE(a.bus.publish(on0, ev("lost")));
+  CHECK(eventually([&] {
+    auto s = b.bus.stats();
+    return !s.per_shard[0].connected && s.per_shard[1].connected && s.shards_connected == 1;
+  }));
+  st = a.bus.stats();
+  CHECK(st.per_shard[0].append_errors == 1);
+  CHECK(st.per_shard[1].append_errors == 0);
+  CHECK(st.publish_errors == 1);
+}
+
 TEST_CASE("three shards: a shard that loses its history starts a new epoch; old ids resume "
           "as unknown, nodes read the new history", "[threads]") {
   Shards shards(3, /*durable=*/false);  // a killed shard comes back empty
