@@ -4,7 +4,7 @@
 //   node benchmarks/report.mjs RAW_DIR RESULTS_JSONL CHART_SVG
 // RAW_DIR holds what scripts/bench collected:
 //   figures.jsonl   figure lines printed by ssepp-bench (encode, parse-compare, fanout, redis,
-//                   compress)
+//                   redis scale, compress)
 //   parse.jsonl     {"corpus","who":"ssepp"|"node","r":{…parse line…}} per process run
 //   encode.jsonl    lines of peers/encode.mjs
 //   loopback.jsonl  {"server","r":{…ssepp-load line…}}
@@ -198,6 +198,13 @@ for (const [oursKey, short] of Object.entries(oursKeys)) {
   if (nchanIdle) figure('fan-out over loopback', name, oursIdle.kb_per_connection, 'KB', servers.nchan, nchanIdle.kb_per_connection);
 }
 
+// ---- redis scale -------------------------------------------------------------------------------
+// ssepp-bench redis's scale rows: the /publish path against one send per round trip, the
+// aggregate send rate over 1, 2 and 4 shards and 1-4 nodes, each node's read share against its
+// clients' share of the traffic.
+for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('redis_scale/')))
+  figure('redis scale', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null, { same_process: true });
+
 // ---- targets -----------------------------------------------------------------------------------
 // Each target applies to the figures whose name and baseline match; `check` gets the figure.
 const targets = [
@@ -218,6 +225,8 @@ const targets = [
   { name: /^loopback\/\d+\/\w+\/idle-rss-per-connection$/, baseline: /nchan/, text: '≤ 0.25x nchan', check: (f) => f.ratio <= 0.25 },
   { name: /^loopback\/\d+\/\w+\/fixed-\d+k\/p99$/, baseline: /./, text: '≤ 10 ms', check: (f) => f.value <= 10 },
   { name: /^loopback\/\d+\/\w+\/idle-rss-per-connection$/, baseline: /./, text: '≤ 8 KB', check: (f) => f.value <= 8 },
+  { name: /^redis_scale\/publish_path_\d+_handlers_pipelined$/, baseline: /one_per_round_trip/, text: '≥ 5x', check: (f) => f.ratio >= 5 },
+  { name: /^redis_scale\/read_share_/, baseline: /interest_share/, text: '1x (its clients\' share)', check: (f) => Math.abs(f.ratio - 1) < 0.01 },
 ];
 for (const f of figures) {
   f.checks = [];
