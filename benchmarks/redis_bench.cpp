@@ -10,6 +10,17 @@
 // scale rows always start theirs).
 #include <ssepp/redis.hpp>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -350,6 +361,153 @@ int publish_path_rows(ssepp::RedisOptions ro, bool quick) {
   return 0;
 }
 
+// ---- the /publish path over HTTP: ssepp-demo --redis, keep-alive connections posting ---------
+//
+// Starts the demo (`--demo PATH`) with --redis on the bench's Redis and --threads T; C client
+// threads each keep one connection and POST /publish one request after another (each waits for
+// its 202, as a browser or a service would). Publishes answered 202 per second.
+
+// A demo process, stopped (SIGTERM, then waited for) when this goes.
+struct DemoProcess {
+  pid_t pid = -1;
+  int port = 0;
+  DemoProcess(const std::string& bin, std::vector<std::string> args) {
+    int out[2];
+    if (::pipe(out) != 0) return;
+    args.insert(args.begin(), {bin, "--host", "127.0.0.1", "--port", "0", "--ticker", "0"});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    ::posix_spawn_file_actions_addclose(&actions, out[0]);
+    ::posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    if (::posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), environ) != 0) pid = -1;
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    // First line: "ssepp-demo listening on http://127.0.0.1:PORT/" (bounded: the read ends
+    // when the process exits).
+    std::string line;
+    char c;
+    while (pid > 0 && line.size() < 256 && ::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+    ::close(out[0]);
+    auto colon = line.rfind(':');
+    if (colon != std::string::npos) port = std::atoi(line.c_str() + colon + 1);
+  }
+  DemoProcess(const DemoProcess&) = delete;
+  DemoProcess& operator=(const DemoProcess&) = delete;
+  ~DemoProcess() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 1000 && ::waitpid(pid, &status, WNOHANG) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (::waitpid(pid, &status, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+  }
+};
+
+// One keep-alive connection posting until `stop`; counts the 202s, false on anything else.
+bool post_loop(int port, const std::atomic<bool>& stop, std::uint64_t& accepted) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return false;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string buf;
+  char in[4096];
+  bool ok = true;
+  for (std::uint64_t k = 0; ok && !stop.load(std::memory_order_relaxed); ++k) {
+    const std::string body = R"({"channel":"news","event":"quote","data":")" + std::to_string(k) + "\"}";
+    const std::string req = "POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                            "application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+      ok = false;
+      break;
+    }
+    // One response: headers, then Content-Length bytes of body.
+    for (;;) {
+      auto end = buf.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        auto cl = buf.find("Content-Length: ");
+        if (cl == std::string::npos || cl > end) cl = buf.find("content-length: ");
+        std::size_t len = cl != std::string::npos && cl < end
+                              ? static_cast<std::size_t>(std::atoll(buf.c_str() + cl + 16))
+                              : 0;
+        if (buf.size() >= end + 4 + len) {
+          ok = buf.compare(0, 12, "HTTP/1.1 202") == 0;
+          buf.erase(0, end + 4 + len);
+          break;
+        }
+      }
+      ssize_t n = ::recv(fd, in, sizeof in, 0);
+      if (n <= 0) {
+        ok = false;
+        break;
+      }
+      buf.append(in, static_cast<std::size_t>(n));
+    }
+    if (ok) ++accepted;
+  }
+  ::close(fd);
+  return ok;
+}
+
+// Publishes/s through `connections` connections to a demo with `threads` io threads.
+double http_publish_rate(const std::string& demo, int redis_port, int threads, int connections,
+                         double seconds) {
+  DemoProcess p(demo, {"--threads", std::to_string(threads), "--redis",
+                       "127.0.0.1:" + std::to_string(redis_port)});
+  if (p.port == 0) return 0;
+  std::atomic<bool> stop{false}, failed{false};
+  std::vector<std::uint64_t> counts(static_cast<std::size_t>(connections), 0);
+  std::vector<std::thread> pool;
+  auto t0 = Clock::now();
+  for (int c = 0; c < connections; ++c)
+    pool.emplace_back([&, c] {
+      if (!post_loop(p.port, stop, counts[static_cast<std::size_t>(c)])) failed = true;
+    });
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : pool) t.join();
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::uint64_t total = 0;
+  for (auto n : counts) total += n;
+  return failed ? 0 : static_cast<double>(total) / secs;
+}
+
+int http_publish_rows(const std::string& demo, int redis_port, bool quick,
+                      double one_per_round_trip) {
+  const double seconds = quick ? 1.5 : 4;
+  struct Setup {
+    int threads, connections;
+  };
+  for (Setup s : {Setup{1, 1}, Setup{1, 16}, Setup{8, 16}, Setup{16, 64}}) {
+    const double r = http_publish_rate(demo, redis_port, s.threads, s.connections, seconds);
+    if (r == 0) {
+      std::fprintf(stderr, "ssepp-bench redis: POST /publish to %s failed\n", demo.c_str());
+      return 1;
+    }
+    bench::print_figure("redis_scale/http_publish_" + std::to_string(s.threads) + "_threads_" +
+                            std::to_string(s.connections) + "_connections",
+                        r, "events/s", "redis/send_1_threads_one_per_round_trip",
+                        one_per_round_trip);
+  }
+  return 0;
+}
+
 int run(const bench::Args& args) {
   const bool quick = bench::has_flag(args, "--quick");
   const int given_port = std::stoi(bench::option(args, "--port", "0"));
@@ -410,10 +568,16 @@ int run(const bench::Args& args) {
   double one_per_round_trip = 0;
   if (int rc = threaded_rows(ro, quick, one_per_round_trip)) return rc;
   if (int rc = publish_path_rows(ro, quick)) return rc;
+  const std::string demo = bench::option(args, "--demo", "");
+  if (!demo.empty()) {
+    if (int rc = http_publish_rows(demo, ro.port, quick, one_per_round_trip)) return rc;
+  }
   return scale_rows(quick, one_per_round_trip);
 }
 
-bench::Register reg("redis", "redis [--quick] [--port P]   2 nodes on one Redis: latency A->B, events/s",
+bench::Register reg("redis",
+                    "redis [--quick] [--port P] [--demo PATH]   nodes on Redis: latency, events/s, "
+                    "shards x nodes",
                     run);
 
 }  // namespace
