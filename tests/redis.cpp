@@ -1671,6 +1671,32 @@ TEST_CASE("three shards: a shard that loses its history starts a new epoch; old 
   CHECK(data_with(kept_again.first->now(), "k") == std::vector<std::string>{"k1", "k2"});
 }
 
+TEST_CASE("a shard that loses its history: entries of the new one appended before a node's "
+          "reader comes back are delivered, not skipped") {
+  testing_redis::RedisServer redis(/*durable=*/false);  // a killed server comes back empty
+  ssepp::RedisOptions slow = redis_at(redis.port());
+  slow.retry_min = slow.retry_max = 1500ms;  // B's reader comes back well after A's sends
+  Node a(redis.port()), b(slow);
+  a.wait_ready();
+  b.wait_ready();
+  auto watch = b.connect(as("", {}, {"news"}));
+  auto watcher = watch.first;
+  REQUIRE(watch.second);
+  REQUIRE(a.bus.publish("news", ev("n0")));
+  REQUIRE(eventually([&] { return watcher->now().size() == 1; }));
+
+  redis.kill();
+  redis.start();
+  REQUIRE(eventually([&] { return a.bus.publish("news", ev("n1")).has_value(); }));
+  REQUIRE(a.bus.publish("news", ev("n2")));
+  // The case under test: both appended to the new history before B's reader reconnected.
+  REQUIRE_FALSE(b.bus.stats().per_shard[0].connected);
+  REQUIRE(eventually([&] { return b.bus.stats().connected; }));
+  REQUIRE(a.bus.publish("news", ev("n3")));
+  CHECK(eventually([&] { return watcher->now().size() >= 4; }));
+  CHECK(data_with(watcher->now(), "n") == std::vector<std::string>{"n0", "n1", "n2", "n3"});
+}
+
 TEST_CASE("a stream trimmed past a client's position (max_len): its resume is too old") {
   testing_redis::RedisServer redis(/*durable=*/false);
   ssepp::RedisOptions o = redis_at(redis.port());

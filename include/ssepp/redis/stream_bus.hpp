@@ -832,9 +832,11 @@ class RedisStreamBus {
         positions_[i] = k;
         sh.started = true;
       } else if (e != 0 && sh.epoch != 0 && e != sh.epoch) {
-        // The shard's history was lost and started again: read the new one from its start.
+        // The shard's history was lost and started again. The cursors stay: the new history's
+        // counters start above every one of the old (its epoch), so reading on from them reads
+        // the new one from its start, the entries appended before this reconnect included.
+        // (Dropping them would start the streams at the current counter and skip those.)
         if (positions_[i] > e) positions_[i] = e;
-        sh.cursors.clear();
         log("redis shard " + std::to_string(i) + ": history started again (epoch " +
             std::to_string(e) + "); ids of the old one resume as unknown");
       }
