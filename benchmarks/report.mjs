@@ -4,7 +4,7 @@
 //   node benchmarks/report.mjs RAW_DIR RESULTS_JSONL CHART_SVG
 // RAW_DIR holds what scripts/bench collected:
 //   figures.jsonl   figure lines printed by ssepp-bench (encode, parse-compare, fanout, redis,
-//                   compress)
+//                   redis scale, compress)
 //   parse.jsonl     {"corpus","who":"ssepp"|"node","r":{…parse line…}} per process run
 //   encode.jsonl    lines of peers/encode.mjs
 //   loopback.jsonl  {"server","r":{…ssepp-load line…}} (server "ssepp-demo-gzip": ssepp-load --gzip)
@@ -287,6 +287,13 @@ const scaleDetail = [];
     if (r) scaleDetail.push({ server: server === gz ? gzLabel : servers[server], r });
   }
 }
+// ---- redis scale -------------------------------------------------------------------------------
+// ssepp-bench redis's scale rows: the /publish path (the handler's work in-process, and POSTs to
+// ssepp-demo --redis over keep-alive connections) against one send per round trip, the
+// aggregate send rate over 1, 2 and 4 shards and 1-4 nodes, each node's read share against its
+// clients' share of the traffic.
+for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('redis_scale/')))
+  figure('redis scale', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null, { same_process: true });
 
 // ---- targets -----------------------------------------------------------------------------------
 // Each target applies to the figures whose name and baseline match; `check` gets the figure.
@@ -316,6 +323,9 @@ const targets = [
   { name: /^compress\/[^/]+\/idle stream memory$/, baseline: null, text: '≤ 2 KB', check: (f) => f.value <= 2048 },
   { name: /^compress\/[^/]+\/active stream memory$/, baseline: /./, text: '≤ 32 KB', check: (f) => f.value <= 32768 },
   { name: /^scale\/\d+\/demo-gzip\/extra-rss-per-active-stream$/, baseline: null, text: '≤ 32 KB', check: (f) => f.value <= 32 },
+  { name: /^redis_scale\/publish_path_\d+_handlers_pipelined$/, baseline: /one_per_round_trip/, text: '≥ 5x', check: (f) => f.ratio >= 5 },
+  { name: /^redis_scale\/http_publish_\d+_threads_(16|64)_connections$/, baseline: /one_per_round_trip/, text: '≥ 5x', check: (f) => f.ratio >= 5 },
+  { name: /^redis_scale\/read_share_/, baseline: /interest_share/, text: '1x (its clients\' share)', check: (f) => Math.abs(f.ratio - 1) < 0.01 },
 ];
 for (const f of figures) {
   f.checks = [];

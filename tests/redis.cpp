@@ -1580,6 +1580,50 @@ TEST_CASE("three shards: a shard killed and restarted; sends to it fail, the oth
   CHECK(b.bus.stats().reconnects >= 1);
 }
 
+TEST_CASE("per-shard stats: each shard's endpoint in order, its connection, appends and reads",
+          "[threads]") {
+  Shards shards(2);
+  Node a(shards.options()), b(shards.options());
+  a.wait_ready();
+  b.wait_ready();
+  const std::string on0 = name_on(0, "s", Target::Kind::channel, 2);
+  const std::string on1 = name_on(1, "s", Target::Kind::channel, 2);
+  auto client_r = b.connect(as("", {}, {on1}));  // node B needs shard 1's channel only
+  auto client = client_r.first;
+  REQUIRE(client_r.second);
+  auto st = a.bus.stats();
+  REQUIRE(st.per_shard.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(st.per_shard[i].endpoint.host == "127.0.0.1");
+    CHECK(st.per_shard[i].endpoint.port == shards.servers[i]->port());
+    CHECK(st.per_shard[i].connected);
+  }
+  for (int i = 0; i < 3; ++i) REQUIRE(a.bus.publish(on0, ev("zero")));
+  for (int i = 0; i < 2; ++i) REQUIRE(a.bus.publish(on1, ev("one")));
+  st = a.bus.stats();
+  CHECK(st.per_shard[0].appended == 3);
+  CHECK(st.per_shard[1].appended == 2);
+  CHECK(st.published == 5);
+  REQUIRE(eventually([&] { return client->now().size() == 2; }));
+  auto sb = b.bus.stats();
+  CHECK(sb.per_shard[0].received == 0);  // nothing of shard 0 is for node B's client
+  CHECK(sb.per_shard[1].received == 2);
+  CHECK(sb.received == 2);
+  CHECK(sb.per_shard[1].streams >= 1);
+  CHECK(sb.per_shard[0].streams + sb.per_shard[1].streams == sb.streams);
+
+  shards.servers[0]->kill();
+  CHECK_FALSE(a.bus.publish(on0, ev("lost")));
+  CHECK(eventually([&] {
+    auto s = b.bus.stats();
+    return !s.per_shard[0].connected && s.per_shard[1].connected && s.shards_connected == 1;
+  }));
+  st = a.bus.stats();
+  CHECK(st.per_shard[0].append_errors == 1);
+  CHECK(st.per_shard[1].append_errors == 0);
+  CHECK(st.publish_errors == 1);
+}
+
 TEST_CASE("three shards: a shard that loses its history starts a new epoch; old ids resume "
           "as unknown, nodes read the new history", "[threads]") {
   Shards shards(3, /*durable=*/false);  // a killed shard comes back empty
@@ -1625,6 +1669,32 @@ TEST_CASE("three shards: a shard that loses its history starts a new epoch; old 
   REQUIRE(a.bus.publish(kept, ev("k2")));
   CHECK(eventually([&] { return data_with(kept_again.first->now(), "k").size() >= 2; }));
   CHECK(data_with(kept_again.first->now(), "k") == std::vector<std::string>{"k1", "k2"});
+}
+
+TEST_CASE("a shard that loses its history: entries of the new one appended before a node's "
+          "reader comes back are delivered, not skipped") {
+  testing_redis::RedisServer redis(/*durable=*/false);  // a killed server comes back empty
+  ssepp::RedisOptions slow = redis_at(redis.port());
+  slow.retry_min = slow.retry_max = 1500ms;  // B's reader comes back well after A's sends
+  Node a(redis.port()), b(slow);
+  a.wait_ready();
+  b.wait_ready();
+  auto watch = b.connect(as("", {}, {"news"}));
+  auto watcher = watch.first;
+  REQUIRE(watch.second);
+  REQUIRE(a.bus.publish("news", ev("n0")));
+  REQUIRE(eventually([&] { return watcher->now().size() == 1; }));
+
+  redis.kill();
+  redis.start();
+  REQUIRE(eventually([&] { return a.bus.publish("news", ev("n1")).has_value(); }));
+  REQUIRE(a.bus.publish("news", ev("n2")));
+  // The case under test: both appended to the new history before B's reader reconnected.
+  REQUIRE_FALSE(b.bus.stats().per_shard[0].connected);
+  REQUIRE(eventually([&] { return b.bus.stats().connected; }));
+  REQUIRE(a.bus.publish("news", ev("n3")));
+  CHECK(eventually([&] { return watcher->now().size() >= 4; }));
+  CHECK(data_with(watcher->now(), "n") == std::vector<std::string>{"n0", "n1", "n2", "n3"});
 }
 
 TEST_CASE("a stream trimmed past a client's position (max_len): its resume is too old") {

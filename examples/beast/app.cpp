@@ -18,7 +18,7 @@ App::App(Options opts)
         b.history_size = opts_.history;
         b.heartbeat = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.heartbeat);
 #if SSEPP_DEMO_REDIS
-        if (opts_.redis_host) {
+        if (!opts_.redis.empty()) {
           b.id_order = ssepp::shard_position_order;             // ids: positions per shard
           b.first_client_id = ssepp::cluster_client_id_base();  // unique in the cluster
         }
@@ -39,10 +39,11 @@ App::App(Options opts)
     return may_join(who.user, channel);
   });
 #if SSEPP_DEMO_REDIS
-  if (opts_.redis_host) {
+  if (!opts_.redis.empty()) {
     ssepp::RedisOptions r;
-    r.host = *opts_.redis_host;
-    r.port = opts_.redis_port;
+    r.host = opts_.redis.front().host;
+    r.port = opts_.redis.front().port;
+    r.shards = opts_.redis;  // one per --redis, in the order given: the same on every node
     r.on_log = [](std::string_view line) {
       std::fprintf(stderr, "ssepp-demo: %.*s\n", static_cast<int>(line.size()), line.data());
     };

@@ -8,6 +8,7 @@
 #include <ssepp/cors.hpp>
 #include <ssepp/http.hpp>
 #include <ssepp/mailbox.hpp>
+#include <ssepp/redis/options.hpp>  // RedisEndpoint (needs no hiredis)
 #if SSEPP_DEMO_REDIS
 #include <ssepp/redis.hpp>
 #endif
@@ -50,8 +51,9 @@ struct Options {
   std::size_t body_limit = 64 * 1024;
   std::size_t header_limit = 8 * 1024;
   std::vector<std::string> cors_origins;  // --cors ORIGIN (repeatable), "*" for any
-  std::optional<std::string> redis_host;  // --redis HOST:PORT: several nodes as one, over Redis
-  int redis_port = 6379;
+  // --redis HOST:PORT, repeatable: several nodes as one over Redis, one endpoint per shard, in
+  // the order given (every node lists the same shards in the same order). Empty: no Redis.
+  std::vector<ssepp::RedisEndpoint> redis;
   std::string tls_cert;  // --tls-cert FILE and --tls-key FILE: HTTPS instead of HTTP
   std::string tls_key;
   bool compress = false;  // --compress: gzip/deflate streams (ssepp::compress)

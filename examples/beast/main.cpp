@@ -27,7 +27,9 @@ const char* usage =
     "  --request-timeout S    time to receive a whole request (default 30)\n"
     "  --cors ORIGIN          allow cross-origin requests from ORIGIN (repeatable; * for any,\n"
     "                         without credentials)\n"
-    "  --redis HOST:PORT      share events with other nodes through Redis\n"
+    "  --redis HOST:PORT      share events with other nodes through Redis; repeat it to spread\n"
+    "                         the streams over several Redis instances (shards): every node must\n"
+    "                         list the same shards in the same order\n"
     "  --tls-cert FILE        serve HTTPS: the certificate chain (PEM); needs --tls-key\n"
     "  --tls-key FILE         the private key (PEM) of --tls-cert\n"
     "  --compress             gzip/deflate each stream whose client accepts it (one flush per\n"
@@ -115,9 +117,12 @@ int main(int argc, char** argv) {
       auto colon = v.rfind(':');
       unsigned long long redis_port = 0;
       ok = colon != std::string_view::npos && colon > 0 &&
-           number<unsigned long long>(v.substr(colon + 1), redis_port, 1, 65535);
-      o.redis_host = std::string(v.substr(0, colon));
-      o.redis_port = static_cast<int>(redis_port);
+           number<unsigned long long>(v.substr(colon + 1), redis_port, 1, 65535) &&
+           v.substr(0, colon).find_first_of("\"\\ \t\r\n") == std::string_view::npos;
+      ssepp::RedisEndpoint shard{std::string(v.substr(0, colon)), static_cast<int>(redis_port)};
+      for (const auto& e : o.redis)
+        if (e.host == shard.host && e.port == shard.port) ok = false;  // one shard per instance
+      if (ok) o.redis.push_back(std::move(shard));
     } else {
       std::fprintf(stderr, "ssepp-demo: unknown option %s\n%s", argv[i - 1], usage);
       return 2;
@@ -133,7 +138,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 #if !SSEPP_DEMO_REDIS
-  if (o.redis_host) {
+  if (!o.redis.empty()) {
     std::fprintf(stderr,
                  "ssepp-demo: --redis needs a build with hiredis (Debian libhiredis-dev)\n");
     return 2;

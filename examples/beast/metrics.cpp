@@ -46,19 +46,51 @@ Response App::metrics() {
          num(st.refused_joins + refused_joins_.load(std::memory_order_relaxed)));
 #if SSEPP_DEMO_REDIS
   if (bus_) {
+    // ssepp_bus_*: what this node did through the bus; ssepp_redis_*: its Redis connections.
     const auto rs = bus_->stats();
-    metric("ssepp_redis_connected", "gauge", "1 while the Redis reader is connected.",
-           rs.connected ? 1 : 0);
-    metric("ssepp_redis_published_total", "counter", "Sends appended to the Redis stream.",
+    metric("ssepp_bus_published_total", "counter",
+           "Sends appended to Redis by this node (one per send, whatever its shards).",
            num(rs.published));
-    metric("ssepp_redis_publish_errors_total", "counter", "Sends refused: Redis unreachable.",
-           num(rs.publish_errors));
-    metric("ssepp_redis_received_total", "counter", "Entries read from the Redis stream.",
-           num(rs.received));
-    metric("ssepp_redis_reconnects_total", "counter", "Reconnections of the Redis reader.",
+    metric("ssepp_bus_publish_errors_total", "counter",
+           "Sends refused: a shard they needed was unreachable.", num(rs.publish_errors));
+    metric("ssepp_bus_received_total", "counter",
+           "Entries this node read from Redis (its clients' interests only).", num(rs.received));
+    metric("ssepp_bus_streams", "gauge", "Redis streams this node reads now.", num(rs.streams));
+    metric("ssepp_redis_connected", "gauge", "1 while the reader of every shard is connected.",
+           rs.connected ? 1 : 0);
+    metric("ssepp_redis_shards", "gauge", "Redis shards configured (--redis given).",
+           num(rs.shards));
+    metric("ssepp_redis_shards_connected", "gauge", "Shards whose reader is connected now.",
+           num(rs.shards_connected));
+    metric("ssepp_redis_reconnects_total", "counter", "Reconnections of the Redis readers.",
            num(rs.reconnects));
     metric("ssepp_redis_replays_total", "counter", "Resumptions replayed from Redis.",
            num(rs.redis_replays));
+    // Per shard, labelled by its place in the --redis list and its endpoint.
+    auto per_shard = [&](std::string_view name, std::string_view type, std::string_view help,
+                         auto value) {
+      fmt::format_to(fmt::appender(out), "# HELP {0} {2}\n# TYPE {0} {1}\n", name, type, help);
+      for (std::size_t i = 0; i < rs.per_shard.size(); ++i) {
+        const auto& sh = rs.per_shard[i];
+        fmt::format_to(fmt::appender(out), "{}{{shard=\"{}\",endpoint=\"{}:{}\"}} {:.17g}\n", name,
+                       i, sh.endpoint.host, sh.endpoint.port, value(sh));
+      }
+    };
+    per_shard("ssepp_redis_shard_connected", "gauge", "1 while this shard's reader is connected.",
+              [](const ssepp::RedisShardStats& sh) { return sh.connected ? 1.0 : 0.0; });
+    per_shard("ssepp_redis_shard_streams", "gauge", "Streams of this shard this node reads now.",
+              [&](const ssepp::RedisShardStats& sh) { return num(sh.streams); });
+    per_shard("ssepp_redis_shard_appended_total", "counter",
+              "Appends this node made on this shard.",
+              [&](const ssepp::RedisShardStats& sh) { return num(sh.appended); });
+    per_shard("ssepp_redis_shard_append_errors_total", "counter",
+              "Appends refused: this shard was unreachable.",
+              [&](const ssepp::RedisShardStats& sh) { return num(sh.append_errors); });
+    per_shard("ssepp_redis_shard_received_total", "counter", "Entries this node read from this shard.",
+              [&](const ssepp::RedisShardStats& sh) { return num(sh.received); });
+    per_shard("ssepp_redis_shard_reconnects_total", "counter",
+              "Reconnections of this shard's reader.",
+              [&](const ssepp::RedisShardStats& sh) { return num(sh.reconnects); });
   }
 #endif
   const auto ss = streams_.stats();

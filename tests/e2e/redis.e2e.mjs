@@ -1,7 +1,9 @@
 // Two ssepp-demo nodes started with --redis on one real redis-server (free loopback port): a
 // publish on either node reaches the clients of both with the same cluster-wide id, a user's
 // tabs on another node get what is sent to that user, and a client that moves to the other node
-// resumes with its Last-Event-ID (from Redis).
+// resumes with its Last-Event-ID (from Redis). Then two redis-servers as two shards, two more
+// nodes each given both (`--redis` twice, same order): a publish on one reaches a client of the
+// other, and /metrics shows each shard connected and the bus counters moving.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -39,13 +41,22 @@ function ping(port) {
   });
 }
 
-before(async () => {
+// A redis-server on a free loopback port, without persistence, in `dir`; resolves to
+// {port, child} once it answers PING.
+async function startRedis(dir) {
   const port = await freePort();
-  redisDir = mkdtempSync(path.join(tmpdir(), 'ssepp-e2e-redis-'));
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-                                 '--appendonly', 'no', '--dir', redisDir],
-                { stdio: 'ignore' });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+                                       '--appendonly', 'no', '--dir', dir],
+                      { stdio: 'ignore' });
   await waitFor(() => ping(port), { timeout: 15000, what: 'redis-server to answer PING' });
+  return { port, child };
+}
+
+before(async () => {
+  redisDir = mkdtempSync(path.join(tmpdir(), 'ssepp-e2e-redis-'));
+  const started = await startRedis(redisDir);
+  redis = started.child;
+  const { port } = started;
   const common = ['--ticker', '0', '--retry', '300', '--redis', `127.0.0.1:${port}`];
   a = await startServer(common);
   b = await startServer([...common, '--history', '3']);  // small: older gaps come from Redis
@@ -134,4 +145,71 @@ test('a client moving to the other node resumes exactly where it was, even past 
   assert.equal((await recent.connected).replay, 'found');
   await recent.waitCount('seq', 2);
   assert.deepEqual(seqs(recent), [9, 10]);
+});
+
+test('two shards: --redis twice on two nodes; a publish on A reaches B, per-shard metrics move', async () => {
+  const dirs = [];
+  const servers = [];
+  const nodes = [];
+  try {
+    for (let i = 0; i < 2; ++i) {
+      dirs.push(mkdtempSync(path.join(tmpdir(), `ssepp-e2e-shard${i}-`)));
+      servers.push(await startRedis(dirs[i]));
+    }
+    const shardArgs = servers.flatMap((r) => ['--redis', `127.0.0.1:${r.port}`]);
+    for (let i = 0; i < 2; ++i) nodes.push(await startServer(['--ticker', '0', '--retry', '300', ...shardArgs]));
+    const [na, nb] = nodes;
+    const connected = (m, i) => m[`ssepp_redis_shard_connected{shard="${i}",endpoint="127.0.0.1:${servers[i].port}"}`];
+    for (const node of nodes) {
+      await waitFor(async () => {
+        const m = await metrics(node);
+        return m.ssepp_redis_connected === 1 && connected(m, 0) === 1 && connected(m, 1) === 1;
+      }, { timeout: 15000, what: 'the node to reach both shards' });
+      const m = await metrics(node);
+      assert.equal(m.ssepp_redis_shards, 2);
+      assert.equal(m.ssepp_redis_shards_connected, 2);
+    }
+
+    // Channels spread over both shards (these names hash to both: the per-shard counts say so).
+    const channels = ['s:a', 's:b', 's:c', 's:d', 's:e', 's:f', 's:g', 's:h'];
+    const onB = raw(nb, { channels });
+    const idle = raw(na, { channels: ['s:quiet'] });  // node A's only client: none of these
+    await onB.connected;
+    await idle.connected;
+    const before = { a: await metrics(na), b: await metrics(nb) };
+    const ids = [];
+    for (let i = 0; i < channels.length; ++i) {
+      const sent = await publish(na, { channel: channels[i], event: 'seq', data: String(i) });
+      assert.match(sent.id, /^\d+\.\d+$/);  // two shards: a position per shard
+      ids.push(sent.id);
+    }
+    await onB.waitCount('seq', channels.length);
+    assert.deepEqual(seqs(onB).sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7]);
+    for (const e of onB.of('seq')) assert.match(e.id, /^\d+\.\d+$/);
+    assert.equal(idle.of('seq').length, 0);
+
+    const after = { a: await metrics(na), b: await metrics(nb) };
+    const delta = (node, name) => after[node][name] - (before[node][name] ?? 0);
+    const shardDelta = (node, name, i) => {
+      const key = `${name}{shard="${i}",endpoint="127.0.0.1:${servers[i].port}"}`;
+      return after[node][key] - (before[node][key] ?? 0);
+    };
+    assert.equal(delta('a', 'ssepp_bus_published_total'), channels.length);
+    assert.equal(delta('b', 'ssepp_bus_published_total'), 0);
+    assert.equal(delta('b', 'ssepp_bus_received_total'), channels.length);
+    assert.equal(delta('a', 'ssepp_bus_received_total'), 0);  // its client wants none of them
+    const appended = [0, 1].map((i) => shardDelta('a', 'ssepp_redis_shard_appended_total', i));
+    const received = [0, 1].map((i) => shardDelta('b', 'ssepp_redis_shard_received_total', i));
+    assert.equal(appended[0] + appended[1], channels.length);
+    assert.ok(appended[0] > 0 && appended[1] > 0, `both shards take appends: ${appended}`);
+    assert.deepEqual(received, appended);  // node B read each entry once, from its shard
+  } finally {
+    for (const node of nodes) {
+      const { code, signal, stderr } = await node.stop();
+      assert.equal(signal, null, stderr);
+      assert.equal(code, 0, `ssepp-demo exited with ${code}:\n${stderr}`);
+    }
+    for (const r of servers) r.child.kill('SIGTERM');
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
 });

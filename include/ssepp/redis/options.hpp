@@ -62,6 +62,17 @@ struct RedisOptions {
   std::function<void(std::string_view)> on_log;
 };
 
+/// One shard as a bus sees it (`RedisStats::per_shard`, in `RedisOptions::shards` order).
+struct RedisShardStats {
+  RedisEndpoint endpoint;           ///< where it is
+  bool connected = false;           ///< its reader is connected now
+  std::size_t streams = 0;          ///< streams of this shard the node reads now
+  std::uint64_t appended = 0;       ///< appends this node made on it (one per send touching it)
+  std::uint64_t append_errors = 0;  ///< appends refused because it was unreachable
+  std::uint64_t received = 0;       ///< entries this node read from it
+  std::uint64_t reconnects = 0;     ///< times its reader connected again
+};
+
 /// Counters of a bus (each exact, read one after the other).
 struct RedisStats {
   bool connected = false;           ///< the reader of every shard is connected now
@@ -75,6 +86,9 @@ struct RedisStats {
   std::uint64_t malformed = 0;      ///< entries / messages that could not be read, skipped
   std::uint64_t reconnects = 0;     ///< times the reader connected again after losing Redis
   std::uint64_t redis_replays = 0;  ///< connects replayed from Redis (past the local history)
+  /// Streams mode: each shard's state and counters, in `RedisOptions::shards` order (one entry
+  /// for `host`:`port` without shards). The Pub/Sub bridge leaves it empty.
+  std::vector<RedisShardStats> per_shard;
 };
 
 SSEPP_END_NAMESPACE

@@ -238,8 +238,13 @@ class RedisStreamBus {
       for (std::size_t k = 0; k < outcomes.size(); ++k) {
         if (!outcomes[k].why.empty()) log(outcomes[k].why);
         auto counter = outcomes[k].ok ? detail::parse_u64(outcomes[k].text) : std::nullopt;
-        if (counter) got[slot[s][k]][s] = *counter;
-        else failed[slot[s][k]] = 1;
+        if (counter) {
+          got[slot[s][k]][s] = *counter;
+          ++shards_[s]->appended;
+        } else {
+          failed[slot[s][k]] = 1;
+          ++shards_[s]->append_errors;
+        }
       }
     }
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -336,15 +341,26 @@ class RedisStreamBus {
     s.shards = shards_.size();
     std::uint64_t trips = 0, reconnects = 0, received = 0;
     for (const auto& sh : shards_) {
-      if (sh->reader.connected()) ++s.shards_connected;
+      RedisShardStats one;
+      one.endpoint = RedisEndpoint{sh->options.host, sh->options.port};
+      one.connected = sh->reader.connected();
+      one.appended = sh->appended.load();
+      one.append_errors = sh->append_errors.load();
+      one.received = sh->received.load();
+      one.reconnects = sh->reader.reconnects();
+      if (one.connected) ++s.shards_connected;
       trips += sh->pipe.round_trips();
-      reconnects += sh->reader.reconnects();
-      received += sh->received.load();
+      reconnects += one.reconnects;
+      received += one.received;
+      s.per_shard.push_back(std::move(one));
     }
     s.connected = s.shards_connected == s.shards;
     {
       std::lock_guard<std::mutex> lock(state_mutex_);
-      for (const auto& sh : shards_) s.streams += sh->streams;
+      for (std::size_t i = 0; i < shards_.size(); ++i) {
+        s.per_shard[i].streams = shards_[i]->streams;
+        s.streams += shards_[i]->streams;
+      }
     }
     s.published = published_.load();
     s.publish_errors = publish_errors_.load();
@@ -364,6 +380,7 @@ class RedisStreamBus {
     detail::SendPipe pipe{options};
     std::atomic<long long> reader_client{-1};  // the reader's CLIENT ID, for CLIENT UNBLOCK
     std::atomic<std::uint64_t> received{0};
+    std::atomic<std::uint64_t> appended{0}, append_errors{0};
     // Guarded by state_mutex_:
     bool started = false;     // knows where to start reading
     std::uint64_t epoch = 0;  // the counter's start (0: not known yet)
@@ -815,9 +832,11 @@ class RedisStreamBus {
         positions_[i] = k;
         sh.started = true;
       } else if (e != 0 && sh.epoch != 0 && e != sh.epoch) {
-        // The shard's history was lost and started again: read the new one from its start.
+        // The shard's history was lost and started again. The cursors stay: the new history's
+        // counters start above every one of the old (its epoch), so reading on from them reads
+        // the new one from its start, the entries appended before this reconnect included.
+        // (Dropping them would start the streams at the current counter and skip those.)
         if (positions_[i] > e) positions_[i] = e;
-        sh.cursors.clear();
         log("redis shard " + std::to_string(i) + ": history started again (epoch " +
             std::to_string(e) + "); ids of the old one resume as unknown");
       }
