@@ -8,6 +8,8 @@
 //   parse.jsonl     {"corpus","who":"ssepp"|"node","r":{…parse line…}} per process run
 //   encode.jsonl    lines of peers/encode.mjs
 //   loopback.jsonl  {"server","r":{…ssepp-load line…}}
+//   client.jsonl    figure lines of ssepp-client-bench (EventClient beside the parser alone, a bare
+//                   socket and the npm eventsource client)
 //   meta.json       machine and command
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -198,6 +200,10 @@ for (const [oursKey, short] of Object.entries(oursKeys)) {
   if (nchanIdle) figure('fan-out over loopback', name, oursIdle.kb_per_connection, 'KB', servers.nchan, nchanIdle.kb_per_connection);
 }
 
+// ---- client ------------------------------------------------------------------------------------
+for (const f of lines('client.jsonl').filter((x) => x.name && x.name.startsWith('client/')))
+  figure('client', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null, { same_process: true });
+
 // ---- targets -----------------------------------------------------------------------------------
 // Each target applies to the figures whose name and baseline match; `check` gets the figure.
 const targets = [
@@ -218,6 +224,8 @@ const targets = [
   { name: /^loopback\/\d+\/\w+\/idle-rss-per-connection$/, baseline: /nchan/, text: '≤ 0.25x nchan', check: (f) => f.ratio <= 0.25 },
   { name: /^loopback\/\d+\/\w+\/fixed-\d+k\/p99$/, baseline: /./, text: '≤ 10 ms', check: (f) => f.value <= 10 },
   { name: /^loopback\/\d+\/\w+\/idle-rss-per-connection$/, baseline: /./, text: '≤ 8 KB', check: (f) => f.value <= 8 },
+  { name: /^client\/[^/]+ plain \(MB\/s\)$/, baseline: /^ssepp::Parser alone/, text: '≥ 0.7x', check: (f) => f.ratio >= 0.7 },
+  { name: /^client\/[^/]+ plain \(MB\/s\)$/, baseline: /^npm eventsource/, text: '≥ 5x', check: (f) => f.ratio >= 5 },
 ];
 for (const f of figures) {
   f.checks = [];
