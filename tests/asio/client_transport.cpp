@@ -177,7 +177,8 @@ TEST_CASE("api policy: 429 waits its Retry-After, 503 is retried, 401 fails at o
   }
 }
 
-TEST_CASE("redirects: a 303 turns a POST into a bodiless GET; a loop ends at max_redirects",
+TEST_CASE("redirects: 303 turns a POST into a bodiless GET, 307/308 keep it; a loop ends at "
+          "max_redirects",
           "[asio][client][transport]") {
   SECTION("303") {
     ScriptServer server([](Exchange& x) {
@@ -220,6 +221,38 @@ TEST_CASE("redirects: a 303 turns a POST into a bodiless GET; a loop ends at max
     CHECK(reqs[1].body.empty());
     CHECK(reqs[1].header("content-type").empty());
     CHECK(reqs[1].header("content-length").empty());
+  }
+  SECTION("a 307 then a 308 keep the POST and its body") {
+    ScriptServer server([](Exchange& x) {
+      if (x.req.target == "/one") {
+        x.write("HTTP/1.1 307 Temporary Redirect\r\nLocation: /two\r\nContent-Length: 0\r\n\r\n");
+        return;
+      }
+      if (x.req.target == "/two") {
+        x.write("HTTP/1.1 308 Permanent Redirect\r\nLocation: /three\r\nContent-Length: 0\r\n\r\n");
+        return;
+      }
+      x.stream_head();
+      x.chunk(event(x.req.method + " " + x.req.body + " " + x.req.header("content-type")));
+      x.last_chunk();
+    });
+    auto o = options(server.url("/one"));
+    o.client.method = "POST";
+    o.client.body = "payload";
+    o.client.headers = {{"Content-Type", "text/plain"}};
+    o.reconnect = false;
+    Record rec;
+    Loop loop;
+    auto c = make(loop.ioc(), o);
+    c->start(rec.handlers());
+    REQUIRE(rec.wait_closed());
+    CHECK_FALSE(rec.close_error);
+    REQUIRE(rec.events.size() == 1);
+    CHECK(rec.events[0].data == "POST payload text/plain");
+    auto reqs = server.requests();
+    REQUIRE(reqs.size() == 3);
+    CHECK(reqs[1].target == "/two");
+    CHECK(reqs[2].target == "/three");
   }
   SECTION("A -> B -> A ... past max_redirects") {
     ScriptServer server([](Exchange& x) {
