@@ -202,7 +202,8 @@ for (const [oursKey, short] of Object.entries(oursKeys)) {
 
 // ---- client ------------------------------------------------------------------------------------
 for (const f of lines('client.jsonl').filter((x) => x.name && x.name.startsWith('client/')))
-  figure('client', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null, { same_process: true });
+  figure('client', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null,
+    { same_process: !/eventsource/.test(f.baseline ?? '') });
 
 // ---- targets -----------------------------------------------------------------------------------
 // Each target applies to the figures whose name and baseline match; `check` gets the figure.
