@@ -10,6 +10,8 @@
 //   loopback.jsonl  {"server","r":{…ssepp-load line…}} (server "ssepp-demo-gzip": ssepp-load --gzip)
 //   scale.jsonl     {"server","r":{…ssepp-load --scale line…}}
 //   asio-compress.jsonl  ssepp-asio-compress lines: CPU per delivery through ssepp::asio, plain/gzip
+//   client.jsonl    figure lines of ssepp-client-bench (EventClient beside the parser alone, a bare
+//                   socket and the npm eventsource client)
 //   meta.json       machine and command
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -294,6 +296,10 @@ const scaleDetail = [];
 // clients' share of the traffic.
 for (const f of lines('figures.jsonl').filter((x) => x.name.startsWith('redis_scale/')))
   figure('redis scale', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null, { same_process: true });
+// ---- client ------------------------------------------------------------------------------------
+for (const f of lines('client.jsonl').filter((x) => x.name && x.name.startsWith('client/')))
+  figure('client', f.name, f.value, f.unit, f.baseline ?? null, f.baseline_value ?? null,
+    { same_process: !/eventsource/.test(f.baseline ?? '') });
 
 // ---- targets -----------------------------------------------------------------------------------
 // Each target applies to the figures whose name and baseline match; `check` gets the figure.
@@ -326,6 +332,8 @@ const targets = [
   { name: /^redis_scale\/publish_path_\d+_handlers_pipelined$/, baseline: /one_per_round_trip/, text: '≥ 5x', check: (f) => f.ratio >= 5 },
   { name: /^redis_scale\/http_publish_\d+_threads_(16|64)_connections$/, baseline: /one_per_round_trip/, text: '≥ 5x', check: (f) => f.ratio >= 5 },
   { name: /^redis_scale\/read_share_/, baseline: /interest_share/, text: '1x (its clients\' share)', check: (f) => Math.abs(f.ratio - 1) < 0.01 },
+  { name: /^client\/[^/]+ plain \(MB\/s\)$/, baseline: /^ssepp::Parser alone/, text: '≥ 0.7x', check: (f) => f.ratio >= 0.7 },
+  { name: /^client\/[^/]+ plain \(MB\/s\)$/, baseline: /^npm eventsource/, text: '≥ 5x', check: (f) => f.ratio >= 5 },
 ];
 for (const f of figures) {
   f.checks = [];

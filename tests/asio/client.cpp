@@ -20,20 +20,6 @@
 using namespace client_test;
 using ssepp::asio::EventClient;
 
-namespace {
-
-std::shared_ptr<EventClient> make(net::io_context& ioc, const ssepp::asio::EventClientOptions& o) {
-  auto c = EventClient::create(ioc.get_executor(), o);
-  REQUIRE(c);
-  return *c;
-}
-
-std::string event(const std::string& data, const std::string& id = {}) {
-  return (id.empty() ? std::string() : "id: " + id + "\n") + "data: " + data + "\n\n";
-}
-
-}  // namespace
-
 TEST_CASE("HTTPS POST: the server sees method, body and headers; a one-shot stream ends once",
           "[asio][client]") {
   ScriptServer server(

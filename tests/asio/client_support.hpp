@@ -5,6 +5,8 @@
 
 #include <ssepp/asio/client.hpp>
 
+#include "../support/catch.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -174,8 +176,10 @@ class ScriptServer {
   using Script = std::function<void(Exchange&)>;
   enum class Tls { none, good, other_name };
 
-  explicit ScriptServer(Script script, Tls tls = Tls::none)
-      : script_(std::move(script)), acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+  /// `port` 0: a free one; else that port (SO_REUSEADDR: a server restarted on its old port).
+  explicit ScriptServer(Script script, Tls tls = Tls::none, unsigned short port = 0)
+      : script_(std::move(script)),
+        acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), port)) {
     if (tls != Tls::none) {
       const Pki& p = Pki::get();
       tls_ = std::make_unique<ssl::context>(ssl::context::tls_server);
@@ -445,6 +449,19 @@ std::error_code code(E e) {
 /// One event with id `i`.
 inline std::string event_text(int i) {
   return "id: " + std::to_string(i) + "\ndata: " + std::to_string(i) + "\n\n";
+}
+
+/// A client made by EventClient::create (the test fails when it refuses the options).
+inline std::shared_ptr<ssepp::asio::EventClient> make(net::io_context& ioc,
+                                                      const ssepp::asio::EventClientOptions& o) {
+  auto c = ssepp::asio::EventClient::create(ioc.get_executor(), o);
+  REQUIRE(c);
+  return *c;
+}
+
+/// One event: `data`, with an `id` line when `id` is not empty.
+inline std::string event(const std::string& data, const std::string& id = {}) {
+  return (id.empty() ? std::string() : "id: " + id + "\n") + "data: " + data + "\n\n";
 }
 
 /// Options for a test client: fast reconnection without jitter, no proxy from the environment.

@@ -352,6 +352,9 @@ class EventClient : public std::enable_shared_from_this<EventClient> {
         resolver_(ex_),
         timer_(ex_) {
     read_buf_.resize(std::size_t{16} * 1024);
+    // Beast reads at most the buffer's free capacity (512 bytes when it has none): without room
+    // a stream would be read 512 bytes per system call.
+    buffer_.reserve(std::size_t{64} * 1024);
   }
 
   static std::string_view sv(::boost::beast::string_view s) noexcept { return {s.data(), s.size()}; }
