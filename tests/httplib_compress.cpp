@@ -118,10 +118,35 @@ TEST_CASE("httplib: an idle stream releases its deflater; later events still dec
   TestServer s(compressed(co));
   RawClient c(s.port, "/events", "Accept-Encoding: gzip\r\n");
   REQUIRE(c.read_until([&] { return !c.body().empty(); }));
+  REQUIRE(eventually([&] { return s.endpoint.stats().coder_releases == 1; }, 5s));  // opened
   one_by_one(s, c, 3);
-  REQUIRE(eventually([&] { return s.endpoint.stats().coder_releases >= 1; }, 5s));
+  REQUIRE(eventually([&] { return s.endpoint.stats().coder_releases >= 2; }, 5s));  // idle
   one_by_one(s, c, 3, 3);
   Inflated i = inflate(c.body(), ssepp::Format::gzip);
   REQUIRE(i.ok);
   CHECK(i.events.size() == 6);
+}
+
+TEST_CASE("httplib: a stream that opens on a quiet channel holds no deflater; events still decode",
+          "[httplib][compress]") {
+  SECTION("released after its first write") {
+    TestServer s(compressed());  // idle release after 30 s: only the opening release can count
+    RawClient c(s.port, "/events", "Accept-Encoding: gzip\r\n");
+    REQUIRE(c.read_until([&] { return !c.body().empty(); }));
+    REQUIRE(eventually([&] { return s.endpoint.stats().coder_releases == 1; }, 5s));
+    one_by_one(s, c, 3);  // a new deflater primed with the kept history: the same gzip stream
+    CHECK(s.endpoint.stats().coder_releases == 1);
+    Inflated i = inflate(c.body(), ssepp::Format::gzip);
+    REQUIRE(i.ok);
+    CHECK(i.events.size() == 3);
+  }
+  SECTION("never released when idle_release is zero") {
+    ssepp::CompressOptions co;
+    co.idle_release = 0ms;
+    TestServer s(compressed(co));
+    RawClient c(s.port, "/events", "Accept-Encoding: gzip\r\n");
+    REQUIRE(c.read_until([&] { return !c.body().empty(); }));
+    one_by_one(s, c, 2);
+    CHECK(s.endpoint.stats().coder_releases == 0);
+  }
 }

@@ -108,7 +108,8 @@ struct EndpointOptions {
   /// ssepp::compress) compresses each stream whose request accepts gzip or deflate, one sync
   /// flush per write (batch). Unset: every stream is plain. Set, every stream answers
   /// `Vary: Accept-Encoding`. A coder that fails (out of memory) ends its stream as
-  /// `write_failed`. The idle release is checked at each `wake_interval`.
+  /// `write_failed`. The idle release is checked at each `wake_interval`; a stream whose first
+  /// write left nothing queued releases its coder at once (no deflater held on a quiet channel).
   std::shared_ptr<const StreamCoding> compression;
 };
 
@@ -179,6 +180,7 @@ class HttplibStream {
   /// closed: the rest, the final chunk, and false so cpp-httplib closes the connection; when it
   /// overflowed: false at once (cut).
   bool write(::httplib::DataSink& sink) {
+    const bool first_call = !started_;
     if (started_) {
       buf_.clear();
       const auto wait = state_->options.wake_interval;  // 0 would spin: wait at least 1 ms
@@ -204,7 +206,14 @@ class HttplibStream {
         return finish(httplib::EndReason::write_failed);
       out = coded_;
       const auto now = std::chrono::steady_clock::now();
-      if (!buf_.empty()) {
+      if (first_call && idle_release_.count() > 0 && coder_->active() &&
+          box_.stats().queued_frames == 0) {
+        // Opened on a quiet channel: no deflater held until the idle release; the first batch
+        // takes a new one primed with the history.
+        last_batch_ = now;
+        coder_->release();
+        state_->coder_releases.fetch_add(1, std::memory_order_relaxed);
+      } else if (!buf_.empty()) {
         last_batch_ = now;
       } else if (idle_release_.count() > 0 && coder_->active() &&
                  now - last_batch_ >= idle_release_) {

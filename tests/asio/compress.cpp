@@ -229,15 +229,51 @@ TEST_CASE("an idle stream releases its deflater; later events still decode", "[a
   Client c(f.client_loop.ioc(), f.server.port(),
            Client::get("/events", "Accept-Encoding: gzip\r\n"));
   open(c);
+  REQUIRE(eventually([&] { return f.sse.stats().coder_releases == 1; }, 5s));  // opened quiet
   one_by_one(f, c, 3);
-  REQUIRE(eventually([&] { return f.sse.stats().coder_releases >= 1; }, 5s));
-  one_by_one(f, c, 3, 3);  // a new deflater primed with the kept history: the same gzip stream
   REQUIRE(eventually([&] { return f.sse.stats().coder_releases >= 2; }, 5s));
+  one_by_one(f, c, 3, 3);  // a new deflater primed with the kept history: the same gzip stream
+  REQUIRE(eventually([&] { return f.sse.stats().coder_releases >= 3; }, 5s));
   one_by_one(f, c, 2, 6);
   Inflated i = inflate(c.seen().body, ssepp::Format::gzip);
   REQUIRE(i.ok);
   CHECK(i.events.size() == 8);
   CHECK(i.events[7].id == "8");
+}
+
+TEST_CASE("a stream that opens on a quiet channel holds no deflater; events still decode",
+          "[asio][compress]") {
+  SECTION("released after the first bytes") {
+    Fixture f;  // idle release after 30 s: only the opening release can count
+    Client c(f.client_loop.ioc(), f.server.port(),
+             Client::get("/events", "Accept-Encoding: gzip\r\n"));
+    open(c);
+    REQUIRE(eventually([&] { return f.sse.stats().coder_releases == 1; }, 5s));
+    one_by_one(f, c, 3);  // a new deflater primed with the kept history: the same gzip stream
+    CHECK(f.sse.stats().coder_releases == 1);
+    Inflated i = inflate(c.seen().body, ssepp::Format::gzip);
+    REQUIRE(i.ok);
+    CHECK(i.events.size() == 3);
+  }
+  SECTION("kept when a replay is queued behind the first bytes") {
+    Fixture f;
+    for (int i = 0; i < 3; ++i) (void)f.hub.broadcast(ev("m", std::to_string(i)));  // ids 1..3
+    Client c(f.client_loop.ioc(), f.server.port(),
+             Client::get("/events", "Accept-Encoding: gzip\r\nLast-Event-ID: 1\r\n"));
+    open(c);
+    REQUIRE(wait_inflated(c, 2));
+    CHECK(f.sse.stats().coder_releases == 0);
+  }
+  SECTION("never released when idle_release is zero") {
+    ssepp::CompressOptions co;
+    co.idle_release = 0ms;
+    Fixture f(compressed(co));
+    Client c(f.client_loop.ioc(), f.server.port(),
+             Client::get("/events", "Accept-Encoding: gzip\r\n"));
+    open(c);
+    one_by_one(f, c, 2);
+    CHECK(f.sse.stats().coder_releases == 0);
+  }
 }
 
 TEST_CASE("a burst leaves as one compressed batch, decodable at once", "[asio][compress]") {

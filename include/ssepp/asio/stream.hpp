@@ -97,7 +97,8 @@ struct StreamHead {
   /// The body's content coding (from `StreamCoding::negotiate`), or none: plain. The stream
   /// sends its `Content-Encoding`, codes `first` and each batch (each ending in a flush, so no
   /// event is held back) and a graceful end's trailer, and releases the coder after
-  /// `idle_release` without a batch (zero: never). Add `Vary: Accept-Encoding` to `headers`.
+  /// `idle_release` without a batch (zero: never), and right after `first` when no frame waits.
+  /// Add `Vary: Accept-Encoding` to `headers`.
   std::shared_ptr<StreamCoder> coder;
   std::chrono::milliseconds idle_release{0};  ///< see `coder`
 };
@@ -269,6 +270,13 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
       if (!code([&] { return coder_->encode_to(coded, head.first); }) || coded.empty()) return;
       last_batch_ = Clock::now();
       append_body(coded);
+      // A stream that opens on a quiet channel does not hold a deflater until its idle release
+      // (a reconnect storm would cost every stream the active figure): it is given back now,
+      // unless frames already wait, and the first batch takes a new one primed with the history.
+      if (idle_release_.count() > 0 && mailbox_.stats().queued_frames == 0) {
+        coder_->release();
+        coder_releases_.fetch_add(1, std::memory_order_relaxed);
+      }
       return;
     }
     append_body(head.first);
