@@ -3,14 +3,18 @@
 
 #include <ssepp/coding.hpp>
 #include <ssepp/config.hpp>
+#include <ssepp/detail/asio_batch.hpp>
 #include <ssepp/detail/asio_layer.hpp>
 #include <ssepp/encoder.hpp>
 #include <ssepp/history.hpp>
 #include <ssepp/http.hpp>
 #include <ssepp/mailbox.hpp>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -146,7 +150,8 @@ struct StreamStats {
 ///   safe from any thread and post their work; pending operations keep the stream alive
 ///   (`shared_from_this`), so create it with `std::make_shared`.
 template <class NextLayer>
-class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> {
+class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>>,
+                    private detail::FlushTarget {
   using tcp_socket = std::decay_t<decltype(detail::socket_of(
       ::boost::beast::get_lowest_layer(std::declval<NextLayer&>())))>;
   static constexpr bool plain = detail::is_plain_layer_v<NextLayer>;
@@ -163,7 +168,9 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
         mailbox_(std::move(mailbox)),
         id_(id),
         options_(options),
-        timer_(next_.get_executor()) {}
+        timer_(next_.get_executor()),
+        flushes_(&::boost::asio::use_service<detail::FlushQueue>(::boost::asio::query(
+            next_.get_executor(), ::boost::asio::execution::context))) {}
 
   EventStream(const EventStream&) = delete;
   EventStream& operator=(const EventStream&) = delete;
@@ -334,14 +341,23 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     if (!writing_) pump();
   }
 
-  /// From any thread (the sender's): one flush is posted, whatever the number of wake-ups.
+  /// From any thread (the sender's): the stream joins its context's flush queue once, whatever
+  /// the number of wake-ups; the queue flushes it after the handlers that may send more.
   void schedule_flush() {
     if (flush_posted_.exchange(true, std::memory_order_acq_rel)) return;
-    ::boost::asio::post(next_.get_executor(), [self = this->shared_from_this()] {
+    flushes_->add(std::shared_ptr<detail::FlushTarget>(this->shared_from_this(),
+                                                       static_cast<detail::FlushTarget*>(this)),
+                  next_.get_executor());
+  }
+
+  void flush_from_queue() override {
+    ::boost::asio::dispatch(next_.get_executor(), [self = this->shared_from_this()] {
       self->flush_posted_.store(false, std::memory_order_release);
       self->flush();
     });
   }
+
+  std::uint64_t frames_arrived() const override { return mailbox_.stats().accepted_frames; }
 
   void flush() {
     if (done_ || !started_) return;
@@ -613,6 +629,7 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
   ClientId id_;
   StreamOptions options_;
   ::boost::asio::steady_timer timer_;
+  detail::FlushQueue* flushes_;       // the execution context's (a service: outlives the stream)
   StreamHooks hooks_;
   std::string head_;                  // response head (+ first bytes) until written
   std::vector<Frame> frames_;         // the batch being written: alive until written
