@@ -134,10 +134,14 @@ struct StreamStats {
 /// `tcp::socket`, a `beast::tcp_stream`, or an `ssl::stream` over either), the client's
 /// `Mailbox` and id, and writes every frame the mailbox receives.
 ///
-/// - **Batches.** A mailbox that wakes up posts (never dispatches) one flush to the stream's
-///   executor, so every send made before that flush runs — a burst of publishes, a handler that
-///   sends many events — leaves in one gather write (one HTTP/1.1 chunk). On a plain socket the
-///   write is a non-blocking `writev` of the shared frames; over TLS the batch is copied into one
+/// - **Batches.** A mailbox that wakes up hands the stream to its execution context's flush
+///   queue, which writes it only after the handlers that keep sending have run: a burst of
+///   publishes, a handler that sends many events, pipelined requests whose steps are handlers
+///   posted one behind another. Under load the streams are written round-robin, each once per
+///   round with everything that arrived since its last write, so a write carries more events as
+///   the rate grows and an event waits about one round; a lone event waits a few passes through
+///   the ready handlers. A batch leaves in one gather write (one HTTP/1.1 chunk): on a plain
+///   socket a non-blocking `writev` of the shared frames; over TLS the batch is copied into one
 ///   buffer (one record instead of one per frame).
 /// - **Slow readers.** When the socket is full the stream waits for it to drain, and only then
 ///   runs a timer: a client that accepts nothing for `write_timeout` is cut. A client that falls
@@ -150,8 +154,7 @@ struct StreamStats {
 ///   safe from any thread and post their work; pending operations keep the stream alive
 ///   (`shared_from_this`), so create it with `std::make_shared`.
 template <class NextLayer>
-class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>>,
-                    private detail::FlushTarget {
+class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> {
   using tcp_socket = std::decay_t<decltype(detail::socket_of(
       ::boost::beast::get_lowest_layer(std::declval<NextLayer&>())))>;
   static constexpr bool plain = detail::is_plain_layer_v<NextLayer>;
@@ -345,19 +348,23 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>>,
   /// the number of wake-ups; the queue flushes it after the handlers that may send more.
   void schedule_flush() {
     if (flush_posted_.exchange(true, std::memory_order_acq_rel)) return;
-    flushes_->add(std::shared_ptr<detail::FlushTarget>(this->shared_from_this(),
-                                                       static_cast<detail::FlushTarget*>(this)),
-                  next_.get_executor());
+    flushes_->add({this->shared_from_this(), flush_ops()}, next_.get_executor());
   }
 
-  void flush_from_queue() override {
-    ::boost::asio::dispatch(next_.get_executor(), [self = this->shared_from_this()] {
-      self->flush_posted_.store(false, std::memory_order_release);
-      self->flush();
-    });
+  static const detail::FlushOps* flush_ops() noexcept {
+    static const detail::FlushOps ops{
+        [](void* p) {
+          auto& self = *static_cast<EventStream*>(p);
+          ::boost::asio::dispatch(self.next_.get_executor(), [s = self.shared_from_this()] {
+            s->flush_posted_.store(false, std::memory_order_release);
+            s->flush();
+          });
+        },
+        [](const void* p) {
+          return static_cast<const EventStream*>(p)->mailbox_.stats().accepted_frames;
+        }};
+    return &ops;
   }
-
-  std::uint64_t frames_arrived() const override { return mailbox_.stats().accepted_frames; }
 
   void flush() {
     if (done_ || !started_) return;

@@ -19,19 +19,18 @@
 SSEPP_BEGIN_NAMESPACE
 namespace detail {
 
-/// A stream the flush queue can flush, whatever its next layer.
-class FlushTarget {
- public:
+/// What the flush queue does with a stream, whatever its next layer.
+struct FlushOps {
   /// Runs the stream's flush on its own executor (inline when already there).
-  virtual void flush_from_queue() = 0;
+  void (*flush)(void* stream);
   /// Frames the stream's mailbox ever accepted (grows while sends arrive).
-  virtual std::uint64_t frames_arrived() const = 0;
+  std::uint64_t (*frames_arrived)(const void* stream);
+};
 
- protected:
-  FlushTarget() = default;
-  FlushTarget(const FlushTarget&) = default;
-  FlushTarget& operator=(const FlushTarget&) = default;
-  ~FlushTarget() = default;
+/// A queued stream: kept alive until flushed.
+struct FlushTarget {
+  std::shared_ptr<void> stream;
+  const FlushOps* ops = nullptr;
 };
 
 /// One per execution context (an Asio service). Streams whose mailbox woke up are queued here and
@@ -51,7 +50,7 @@ class FlushTarget {
 /// A lone event waits a few passes through the ready handlers.
 class FlushQueue : public ::boost::asio::execution_context::service {
   using Clock = std::chrono::steady_clock;
-  using Targets = std::vector<std::shared_ptr<FlushTarget>>;
+  using Targets = std::vector<FlushTarget>;
 
  public:
   static inline ::boost::asio::execution_context::id id;
@@ -72,7 +71,7 @@ class FlushQueue : public ::boost::asio::execution_context::service {
   /// Queues `target` (from any thread); the first stream queued while no turn is pending posts
   /// one to `ex` (its own executor).
   template <class Executor>
-  void add(std::shared_ptr<FlushTarget> target, const Executor& ex) {
+  void add(FlushTarget target, const Executor& ex) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopped_) return;
@@ -110,7 +109,7 @@ class FlushQueue : public ::boost::asio::execution_context::service {
   bool keep_gathering() {
     std::uint64_t frames = 0;
     const std::size_t n = pending_.size() < sampled ? pending_.size() : sampled;
-    for (std::size_t i = 0; i < n; ++i) frames += pending_[i]->frames_arrived();
+    for (std::size_t i = 0; i < n; ++i) frames += pending_[i].ops->frames_arrived(pending_[i].stream.get());
     if (wakes_ != wakes_seen_ || frames != frames_seen_) quiet_ = 0;
     wakes_seen_ = wakes_;
     frames_seen_ = frames;
@@ -120,7 +119,7 @@ class FlushQueue : public ::boost::asio::execution_context::service {
 
   template <class Executor>
   void turn(const Executor& ex) {
-    std::shared_ptr<FlushTarget> batch[chunk];
+    FlushTarget batch[chunk];
     std::size_t n = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -135,8 +134,8 @@ class FlushQueue : public ::boost::asio::execution_context::service {
       for (; n < chunk && next_ < writing_.size(); ++n) batch[n] = std::move(writing_[next_++]);
     }
     for (std::size_t i = 0; i < n; ++i) {
-      batch[i]->flush_from_queue();
-      batch[i].reset();
+      batch[i].ops->flush(batch[i].stream.get());
+      batch[i].stream.reset();
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
