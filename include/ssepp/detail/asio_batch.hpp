@@ -109,7 +109,8 @@ class FlushQueue : public ::boost::asio::execution_context::service {
   bool keep_gathering() {
     std::uint64_t frames = 0;
     const std::size_t n = pending_.size() < sampled ? pending_.size() : sampled;
-    for (std::size_t i = 0; i < n; ++i) frames += pending_[i].ops->frames_arrived(pending_[i].stream.get());
+    for (std::size_t i = 0; i < n; ++i)
+      frames += pending_[i].ops->frames_arrived(pending_[i].stream.get());
     if (wakes_ != wakes_seen_ || frames != frames_seen_) quiet_ = 0;
     wakes_seen_ = wakes_;
     frames_seen_ = frames;
