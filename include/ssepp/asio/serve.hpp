@@ -239,7 +239,8 @@ class EventStreams {
                          const std::function<void(StreamStart&)>& on_open = {}) {
     static_assert(!std::is_lvalue_reference<NextLayer>::value,
                   "EventStreams::serve takes the connection: pass std::move(stream)");
-    using Stream = EventStream<std::decay_t<NextLayer>>;
+    using Layer = detail::stream_layer<std::decay_t<NextLayer>>;
+    using Stream = EventStream<typename Layer::type>;
     const unsigned version = req.version();
     const std::string_view origin = detail::sv(req[::boost::beast::http::field::origin]);
     std::vector<HeaderField> headers;
@@ -247,13 +248,13 @@ class EventStreams {
       for (const auto& h : cors_->headers(origin)) headers.push_back(h);
 
     if (closing()) {
-      refuse<Stream>(std::forward<NextLayer>(next), 503, "shutting down", headers);
+      refuse<Stream>(Layer::take(next), 503, "shutting down", headers);
       return errc::closed;
     }
     if (!who.last_event_id) {
       auto last = detail::request_last_event_id(req, options_.max_last_event_id);
       if (!last) {
-        refuse<Stream>(std::forward<NextLayer>(next), 400, "invalid Last-Event-ID", headers);
+        refuse<Stream>(Layer::take(next), 400, "invalid Last-Event-ID", headers);
         return last.error();
       }
       who.last_event_id = std::move(*last);
@@ -262,11 +263,11 @@ class EventStreams {
     auto connected = detail::connect_client(*hub_, mailbox, std::move(who), options_.connect);
     if (!connected) {
       if (connected.error() == errc::invalid_name) {
-        refuse<Stream>(std::forward<NextLayer>(next), 400, "invalid user or pool name", headers);
+        refuse<Stream>(Layer::take(next), 400, "invalid user or pool name", headers);
       } else if (connected.error() == errc::closed) {
-        refuse<Stream>(std::forward<NextLayer>(next), 503, "shutting down", headers);
+        refuse<Stream>(Layer::take(next), 503, "shutting down", headers);
       } else {
-        refuse<Stream>(std::forward<NextLayer>(next), 503,
+        refuse<Stream>(Layer::take(next), 503,
                        "the events missed since Last-Event-ID do not fit this stream's queue",
                        headers);
       }
@@ -280,7 +281,7 @@ class EventStreams {
       coder = options_.compression->negotiate(detail::accept_encoding(req));
       headers.push_back({"Vary", "Accept-Encoding"});
     }
-    auto stream = std::make_shared<Stream>(std::forward<NextLayer>(next), std::move(mailbox), id, options_.stream);
+    auto stream = std::make_shared<Stream>(Layer::take(next), std::move(mailbox), id, options_.stream);
 
     bool late = false;  // a shutdown began meanwhile: end this one too
     Frame last;

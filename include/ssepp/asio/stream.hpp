@@ -374,11 +374,18 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
     if (!writing_) pump();
   }
 
+  /// The read watch's handler: its operation, pending for the stream's whole life, is allocated
+  /// at its own size (`detail::ExactAllocator`).
+  struct WatchHandler {
+    std::shared_ptr<EventStream> self;
+    using allocator_type = detail::ExactAllocator<void>;
+    allocator_type get_allocator() const noexcept { return {}; }
+    void operator()(error_code ec, std::size_t) { self->on_read(ec); }
+  };
+
   /// An SSE client sends nothing after its request: any completion but data means it is gone.
   void watch() {
-    auto handler = [self = this->shared_from_this()](error_code ec, std::size_t) {
-      self->on_read(ec);
-    };
+    WatchHandler handler{this->shared_from_this()};
     if constexpr (plain)
       raw().async_read_some(::boost::asio::buffer(discard_), std::move(handler));
     else
@@ -676,7 +683,7 @@ class EventStream : public std::enable_shared_from_this<EventStream<NextLayer>> 
   std::atomic<std::uint64_t> coded_in_{0};
   std::atomic<std::uint64_t> coded_out_{0};
   std::atomic<std::uint64_t> coder_releases_{0};
-  std::array<char, 256> discard_{};
+  std::array<char, 32> discard_{};  // what a client sends after its request: read, dropped
 };
 
 }  // namespace asio

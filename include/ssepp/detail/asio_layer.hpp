@@ -51,6 +51,37 @@ void no_layer_timeout(beast::basic_stream<Protocol, Executor, RatePolicy>& s) {
   s.expires_never();
 }
 
+/// The layer an `EventStreams` stream keeps: a `beast::basic_stream` without a rate limit gives
+/// up its socket (its impl, with three timers, is about 0.5 KB per idle stream and the event
+/// stream keeps its own timer); anything else is kept as it is.
+template <class Layer>
+struct stream_layer {
+  using type = Layer;
+  static Layer&& take(Layer& l) noexcept { return std::move(l); }
+};
+template <class Protocol, class Executor>
+struct stream_layer<beast::basic_stream<Protocol, Executor, beast::unlimited_rate_policy>> {
+  using type = net::basic_stream_socket<Protocol, Executor>;
+  static type take(beast::basic_stream<Protocol, Executor, beast::unlimited_rate_policy>& l) {
+    return l.release_socket();
+  }
+};
+
+/// An allocator that allocates exactly what is asked. Given to long-lived operations (an event
+/// stream's read watch): the default handler allocator reuses the thread's cached blocks, often
+/// a much larger one freed by the HTTP read just before, for as long as the operation pends.
+template <class T>
+struct ExactAllocator {
+  using value_type = T;
+  ExactAllocator() noexcept = default;
+  template <class U>
+  ExactAllocator(const ExactAllocator<U>&) noexcept {}  // NOLINT: converting, as allocators do
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
+  friend bool operator==(const ExactAllocator&, const ExactAllocator&) noexcept { return true; }
+  friend bool operator!=(const ExactAllocator&, const ExactAllocator&) noexcept { return false; }
+};
+
 template <class T>
 using lowest_layer_of = std::decay_t<decltype(beast::get_lowest_layer(std::declval<T&>()))>;
 
